@@ -1,0 +1,51 @@
+# rbp: the two quick-start commands are `make run` and `make test`; both set up .venv first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PARAMS ?= params/default.yaml
+ARGS ?=
+PYTEST_ARGS ?=
+PORT ?= 5000
+
+.PHONY: help install run test ui lab lint bench clean
+
+help: ## list the targets
+	@echo "rbp: RNA-protein binding site prediction (DNABERT vs biLSTM), tracked in MLflow"
+	@echo
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@echo
+	@echo "  variables: PARAMS=params/default.yaml  ARGS='-p data_dir=... -p folds=5'  PYTEST_ARGS='-k fasta'"
+
+# The environment is (re)built only when pyproject.toml or constraints.txt change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with the project and its pinned dependencies
+
+run: $(VENV)/.installed ## the main job: rbp run --params $(PARAMS) $(ARGS)
+	$(BIN)/rbp run --params $(PARAMS) $(ARGS)
+
+test: $(VENV)/.installed ## the test suite (pytest)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's store (mlruns/)
+	$(BIN)/rbp ui --port $(PORT)
+
+lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the project's environment as kernel
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) notebooks
+
+lint: $(VENV)/.installed ## ruff over the package, tests and notebooks
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed ## the CPU benchmarks under bench/ (see docs/benchmarks.md)
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean: ## remove outputs/ (executed notebooks, folds); mlruns/ and .venv are kept
+	rm -rf outputs

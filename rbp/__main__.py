@@ -1,0 +1,5 @@
+import sys
+
+from rbp.cli import main
+
+sys.exit(main())

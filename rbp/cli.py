@@ -1,0 +1,59 @@
+"""`rbp` on the command line: `rbp run` drives the pipeline, `rbp ui` opens the MLflow UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rbp.errors import RbpError
+
+
+def _run(args) -> int:
+    from rbp.pipeline import run_pipeline
+    from rbp.tracking import tracking_uri
+
+    result = run_pipeline(args.params, args.set)
+    print(f"finished: {result.run_name}\n  outputs: {result.run_dir}\n  tracking: {tracking_uri()}"
+          "\n  browse: make ui")
+    return 0
+
+
+def _ui(args) -> int:
+    from rbp.tracking import artifact_root, tracking_uri
+
+    uri = tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", args.host, "--port", str(args.port)]
+    if artifact_root(uri):
+        cmd += ["--default-artifact-root", artifact_root(uri)]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rbp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline of a params file")
+    run.add_argument("--params", default="params/default.yaml",
+                     help="params YAML (default: params/default.yaml)")
+    run.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter, e.g. -p data_dir=data/pum2 -p lstm.lr=1e-3")
+    run.set_defaults(func=_run)
+    ui = sub.add_parser("ui", help="the MLflow UI over the project's store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=_ui)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RbpError as exc:
+        print(f"\nrbp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nrbp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Where the project lives: the root that holds params/, notebooks/, mlruns/ and outputs/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The project root, whatever the working directory of the process or notebook kernel.
+
+    `RBP_ROOT` wins; otherwise the checkout this package was installed from (editable install);
+    otherwise the nearest parent of the working directory that holds `params/` and `notebooks/`.
+    """
+    if os.environ.get("RBP_ROOT"):
+        return Path(os.environ["RBP_ROOT"]).resolve()
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir():
+        return here
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / "params").is_dir() and (candidate / "notebooks").is_dir():
+            return candidate
+    return cwd
+
+
+def resolve(path: str | Path) -> Path:
+    """A path from params: absolute as given, relative ones taken from the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+def new_run_name(dataset: str, step: str | None = None) -> str:
+    """`<dataset>-<YYYYmmdd-HHMMSS>[-step]`: a synthetic run says so in its name."""
+    from datetime import datetime
+
+    stamp = f"{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    return f"{stamp}-{step}" if step else stamp

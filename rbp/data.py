@@ -1,0 +1,246 @@
+"""Labelled data sets, cross-validation folds, and the folds folder every model reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from rbp import __version__
+from rbp.errors import RbpError
+from rbp.fasta import read_fasta
+from rbp.kmers import kmer_strings
+from rbp.synthetic import write_synthetic
+
+SPLITS = ("train", "dev", "test")
+
+
+class DataError(RbpError):
+    """Data that cannot make the folds asked for (too few sequences, one class, too short)."""
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class LabelledSet:
+    table: pd.DataFrame  # columns id, sequence, label (1 positive, 0 negative)
+    sources: dict  # per class: path, sha256, records, skipped_ambiguous
+
+    @property
+    def data_sha256(self) -> str:
+        """One hash for the pair of input files: it tags every run trained on them."""
+        both = f"{self.sources['positives']['sha256']}\n{self.sources['negatives']['sha256']}"
+        return hashlib.sha256(both.encode()).hexdigest()
+
+
+def load_labelled(positives: str | Path, negatives: str | Path, ambiguous: str = "skip",
+                  k: int | None = None) -> LabelledSet:
+    """Positives (label 1) and negatives (label 0) from two FASTA files, ids unique across both."""
+    frames, sources, origin = [], {}, {}
+    for name, path, label in (("positives", positives, 1), ("negatives", negatives, 0)):
+        fasta = read_fasta(path, ambiguous=ambiguous)
+        for rec in fasta.records:
+            if rec.id in origin:
+                raise DataError(f"id '{rec.id}' stands in both {origin[rec.id]} and {path}")
+            origin[rec.id] = path
+            if k is not None and len(rec.sequence) < k:
+                raise DataError(
+                    f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, shorter than k = {k}"
+                )
+        frames.append(pd.DataFrame({
+            "id": [r.id for r in fasta.records],
+            "sequence": [r.sequence for r in fasta.records],
+            "label": label,
+        }))
+        sources[name] = {"path": str(Path(path).resolve()), "sha256": sha256_file(path),
+                         "records": len(fasta.records), "skipped_ambiguous": len(fasta.skipped)}
+    table = pd.concat(frames, ignore_index=True)
+    for name, label in (("positives", 1), ("negatives", 0)):
+        if not (table.label == label).any():
+            raise DataError(f"{sources[name]['path']}: no usable {name} left; both classes are needed")
+    return LabelledSet(table, sources)
+
+
+def make_folds(labels, folds: int, seed: int, val_fraction: float,
+               test_fraction: float = 0.2) -> pd.DataFrame:
+    """Split positions 0..n-1 into stratified folds; returns columns index, fold, split.
+
+    Every position is `test` in exactly one fold; in every other fold it is `train` or `dev`, the
+    stratified validation split of that fold's training part. `folds=0` makes one stratified
+    train/test split of `test_fraction` (fold 1).
+    """
+    labels = np.asarray(labels)
+    counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
+    if min(counts.values()) == 0:
+        raise DataError("only one class present; folds need positives and negatives")
+    need = max(folds, 2)
+    if min(counts.values()) < need:
+        raise DataError(
+            f"too few sequences for {folds} folds: {counts[1]} positives and {counts[0]} negatives; "
+            f"each class needs at least {need}"
+        )
+    positions = np.arange(len(labels))
+    if folds == 0:
+        train, test = train_test_split(positions, test_size=test_fraction, stratify=labels,
+                                       random_state=seed)
+        parts = [(np.sort(train), np.sort(test))]
+    else:
+        parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels))
+    rows = []
+    for fold, (train, test) in enumerate(parts, start=1):
+        try:
+            fit, dev = train_test_split(train, test_size=val_fraction, stratify=labels[train],
+                                        random_state=seed)
+        except ValueError as exc:
+            raise DataError(f"fold {fold}: too few sequences for a validation split of "
+                            f"{val_fraction} ({exc})") from None
+        for split, idx in (("train", fit), ("dev", dev), ("test", test)):
+            rows.append(pd.DataFrame({"index": np.sort(idx), "fold": fold, "split": split}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _length_stats(lengths: pd.Series) -> dict:
+    return {"min": int(lengths.min()), "max": int(lengths.max()),
+            "mean": round(float(lengths.mean()), 2), "median": float(lengths.median())}
+
+
+def build_manifest(data: LabelledSet, assignment: pd.DataFrame, **settings) -> dict:
+    table = data.table
+    sizes = (assignment.groupby(["fold", "split"]).size().unstack("split")[list(SPLITS)])
+    return {
+        "inputs": data.sources,
+        "data_sha256": data.data_sha256,
+        "counts": {"total": len(table), "positives": int(table.label.sum()),
+                   "negatives": int((table.label == 0).sum())},
+        "length": _length_stats(table.sequence.str.len()),
+        **settings,
+        "fold_sizes": [{"fold": int(f), **{s: int(n) for s, n in row.items()}}
+                       for f, row in sizes.iterrows()],
+        "rbp_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_folds(data: LabelledSet, assignment: pd.DataFrame, out_dir: str | Path, k: int,
+                **settings) -> dict:
+    """Write the folds folder; it appears whole or not at all.
+
+    `sequences.tsv` (id, label, sequence), `folds.tsv` (id, label, fold, split), per fold
+    `fold-N/{train,dev,test}.tsv` in DNABERT's format (`sequence<TAB>label`, space-joined k-mers),
+    and `manifest.json`. Returns the manifest.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    table = data.table
+    long = assignment.assign(id=table.id.to_numpy()[assignment["index"]],
+                             label=table.label.to_numpy()[assignment["index"]])
+    folds_table = long[["id", "label", "fold", "split"]]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        table.to_csv(tmp / "sequences.tsv", sep="\t", index=False)
+        folds_table.to_csv(tmp / "folds.tsv", sep="\t", index=False)
+        kmer_text = np.array(kmer_strings(table.sequence, k), dtype=object)
+        for (fold, split), part in long.groupby(["fold", "split"]):
+            fold_dir = tmp / f"fold-{fold}"
+            fold_dir.mkdir(exist_ok=True)
+            pd.DataFrame({"sequence": kmer_text[part["index"]], "label": part.label}).to_csv(
+                fold_dir / f"{split}.tsv", sep="\t", index=False)
+        manifest = build_manifest(data, assignment, k=k, **settings,
+                                  folds_sha256=sha256_file(tmp / "folds.tsv"))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def input_paths(params, data_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """The two FASTA files named by params (synthetic ones are written into `data_dir` first)."""
+    from rbp.config import resolve
+
+    if params.synthetic:
+        if data_dir is None:
+            raise RbpError("the synthetic set needs a folder to be written to")
+        return write_synthetic(data_dir, seed=params.seed)
+    base = resolve(params.data_dir)
+    if not base.is_dir():
+        raise RbpError(f"data_dir: {base} is not a directory")
+    return base / params.positives, base / params.negatives
+
+
+def load_dataset(params, data_dir: str | Path | None = None) -> LabelledSet:
+    pos, neg = input_paths(params, data_dir)
+    return load_labelled(pos, neg, ambiguous=params.ambiguous, k=params.k)
+
+
+def prepare_folds(params, run_dir: str | Path) -> dict:
+    """Read the data that params name and write `<run_dir>/folds`; returns the manifest."""
+    run_dir = Path(run_dir)
+    data = load_dataset(params, run_dir / "data")
+    assignment = make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
+                            params.test_fraction)
+    return write_folds(
+        data, assignment, run_dir / "folds", params.k,
+        dataset=params.dataset_name, synthetic=params.synthetic, folds=params.folds,
+        seed=params.seed, val_fraction=params.val_fraction,
+        test_fraction=params.test_fraction if params.folds == 0 else None,
+        ambiguous=params.ambiguous,
+    )
+
+
+def describe_source(params) -> str:
+    """A Markdown line for a notebook's header: where the data come from, loudly if synthetic."""
+    if params.synthetic:
+        return ("**SYNTHETIC DATA.** No `data_dir` was given, so this run uses the built-in synthetic "
+                "set (3101 + 3101 sequences of 81 nt, a Pumilio-like UGUAHAUA element planted in "
+                "part of the positives). It shows the pipeline working; its numbers say nothing "
+                "about real binding sites. Set `data_dir` to a folder with your FASTA files.")
+    from rbp.config import resolve
+
+    base = resolve(params.data_dir)
+    return (f"Data set **{params.dataset_name}**: `{base / params.positives}` (label 1) and "
+            f"`{base / params.negatives}` (label 0).")
+
+
+class Folds:
+    """A folds folder written by `write_folds`, as the model notebooks read it."""
+
+    def __init__(self, folds_dir: str | Path):
+        self.dir = Path(folds_dir)
+        if not (self.dir / "manifest.json").is_file():
+            raise RbpError(f"{self.dir}: no folds here (manifest.json missing); run 01_preprocess first")
+        self.manifest = json.loads((self.dir / "manifest.json").read_text())
+        self.sequences = pd.read_csv(self.dir / "sequences.tsv", sep="\t", keep_default_na=False,
+                                     dtype={"id": str})
+        self.assignment = pd.read_csv(self.dir / "folds.tsv", sep="\t", dtype={"id": str})
+
+    @property
+    def fold_numbers(self) -> list[int]:
+        return sorted(self.assignment.fold.unique().tolist())
+
+    @property
+    def k(self) -> int:
+        return int(self.manifest["k"])
+
+    def split(self, fold: int, split: str) -> pd.DataFrame:
+        """id, sequence and label of one split of one fold, in the order of `sequences.tsv`."""
+        ids = self.assignment.loc[(self.assignment.fold == fold) & (self.assignment.split == split), "id"]
+        return self.sequences[self.sequences.id.isin(set(ids))].reset_index(drop=True)

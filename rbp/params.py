@@ -1,0 +1,281 @@
+"""The parameter set of a pipeline run: a typed schema, read from YAML, checked before anything runs.
+
+The dataclasses below are the schema; their defaults are the main job (`params/default.yaml` lists
+the same values with comments). A params file may leave keys out; it may not add unknown ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from rbp.errors import RbpError
+
+DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "folds",
+             "test_fraction", "val_fraction", "seed")
+NOTEBOOKS = ("01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `2e-4` as a string; learning rates are written that way, so read it as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+class ParamsError(RbpError):
+    """A params file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class TrainParams:
+    """The training loop's knobs, the same for every model (rbp.train)."""
+
+    max_epochs: int = 50
+    min_epochs: int = 0  # early stopping never ends a fold before this many epochs
+    patience: int = 5  # epochs without a better validation AUC before stopping
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
+    lr: float = 2e-4
+    weight_decay: float = 0.0  # never applied to biases and LayerNorm weights
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_fraction: float = 0.0  # share of all steps spent warming the learning rate up
+    grad_clip: float | None = None  # max gradient norm; null = no clipping
+
+
+@dataclass
+class LSTMParams(TrainParams):
+    embedding_dim: int = 128
+    hidden_size: int = 100
+    num_layers: int = 2
+    dropout: float = 0.1
+    dense_size: int = 64
+
+
+@dataclass
+class DNABERTParams(TrainParams):
+    checkpoint: str | None = None  # a local DNABERT directory; null = DNABERT-3 architecture from scratch
+    size: Literal["small", "base"] = "small"  # scratch only: base = DNABERT-3's own size
+    max_seq_length: int = 100  # tokens, counting [CLS] and [SEP]
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    log_checkpoints: bool | None = None  # save each fold's best model; null = on for CUDA only
+    max_epochs: int = 5
+    patience: int = 5
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adamw"
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    warmup_fraction: float = 0.1
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class Params:
+    dataset: str | None = None  # MLflow experiment; null = "synthetic" or data_dir's folder name
+    data_dir: str | None = None  # holds the two FASTA files; null = the built-in synthetic set
+    positives: str = "positives.fa"
+    negatives: str = "negatives.fa"
+    ambiguous: Literal["skip", "keep", "error"] = "skip"
+    k: int = 3
+    folds: int = 5  # 0 = one stratified train/test split of test_fraction
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output_dir: str = "outputs"
+    notebooks: list[str] = field(default_factory=lambda: ["01_preprocess"])
+    lstm: LSTMParams = field(default_factory=LSTMParams)
+    dnabert: DNABERTParams = field(default_factory=DNABERTParams)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data_dir is None
+
+    @property
+    def dataset_name(self) -> str:
+        if self.dataset:
+            return self.dataset
+        return "synthetic" if self.synthetic else Path(self.data_dir).resolve().name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict:
+        """Dotted keys (`lstm.lr`), as logged to MLflow."""
+        return flatten(self.to_dict())
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _fits(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, a) for a in typing.get_args(tp))
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, typing.get_args(tp)[0]) for v in value)
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _build(cls, values, where: str, source: str):
+    if not isinstance(values, dict):
+        raise ParamsError(f"{source}: {where[:-1] or 'the file'} must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        scope = f"in {where[:-1]}" if where else "at the top"
+        raise ParamsError(
+            f"{source}: unknown key {where}{unknown[0]}; allowed {scope}: " + ", ".join(hints)
+        )
+    kwargs = {}
+    for key, value in values.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{where}{key}.", source)
+            continue
+        if not _fits(value, tp):
+            raise ParamsError(f"{source}: {where}{key} must be {_describe(tp)}, got {value!r}")
+        if tp is float or (typing.get_origin(tp) in (types.UnionType, typing.Union)
+                           and float in typing.get_args(tp) and isinstance(value, int)):
+            value = float(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _check(p: Params, source: str) -> Params:
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ParamsError(f"{source}: {key} {what}")
+
+    need(3 <= p.k <= 6, "k", f"must be 3, 4, 5 or 6 (DNABERT's k), got {p.k}")
+    need(p.folds == 0 or p.folds >= 2, "folds", f"must be 0 (one split) or at least 2, got {p.folds}")
+    need(0 < p.test_fraction < 1, "test_fraction", f"must lie between 0 and 1, got {p.test_fraction}")
+    need(0 < p.val_fraction < 1, "val_fraction", f"must lie between 0 and 1, got {p.val_fraction}")
+    for name in p.notebooks:
+        need(name in NOTEBOOKS, "notebooks", f"holds {name!r}; known notebooks: {', '.join(NOTEBOOKS)}")
+    for section in ("lstm", "dnabert"):
+        t = getattr(p, section)
+        need(t.max_epochs >= 1, f"{section}.max_epochs", "must be at least 1")
+        need(0 <= t.min_epochs <= t.max_epochs, f"{section}.min_epochs", "must lie between 0 and max_epochs")
+        need(t.patience >= 1, f"{section}.patience", "must be at least 1")
+        need(t.batch_size >= 1, f"{section}.batch_size", "must be at least 1")
+        need(t.lr > 0, f"{section}.lr", "must be positive")
+        need(0 <= t.warmup_fraction < 1, f"{section}.warmup_fraction", "must lie in [0, 1)")
+    need(p.dnabert.max_seq_length >= 3, "dnabert.max_seq_length", "must be at least 3")
+    return p
+
+
+def from_dict(values: dict, source: str = "params") -> Params:
+    return _check(_build(Params, values, "", source), source)
+
+
+def set_dotted(values: dict, key: str, value) -> None:
+    node = values
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {key}: {part} is not a section")
+    node[last] = value
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` strings (dotted keys for sections, values in YAML) into a nested mapping."""
+    values: dict = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"override {pair!r}: expected key=value, e.g. -p lstm.lr=0.001")
+        set_dotted(values, key.strip(), yaml_load(text) if text.strip() else None)
+    return values
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        values = yaml_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return values or {}
+
+
+def load_params(path: str | Path | None = None, overrides: dict | list[str] | None = None) -> Params:
+    """Read and check a params file (None: the schema defaults), with overrides applied on top."""
+    values = read_yaml(path) if path else {}
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    source = str(path) if path else "params"
+    if not isinstance(values, dict):
+        raise ParamsError(f"{source}: must be a mapping of keys to values")
+    return from_dict(merge(values, overrides or {}), source)
+
+
+def collect(namespace: dict, source: str = "notebook parameters") -> Params:
+    """The parameters a notebook defines (its `parameters` cell plus what papermill injected)."""
+    keys = typing.get_type_hints(Params)
+    return from_dict({k: namespace[k] for k in keys if k in namespace}, source)

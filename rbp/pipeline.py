@@ -1,0 +1,109 @@
+"""The pipeline driver: check params and data, open the pipeline run, execute the notebooks.
+
+Each notebook is executed with papermill (kernel `python3`, working directory the project root)
+into `outputs/<run-name>/`, and logged to the pipeline run, also when it fails.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from rbp import tracking
+from rbp.config import new_run_name, project_root, resolve
+from rbp.data import load_dataset, make_folds
+from rbp.errors import RbpError
+from rbp.params import Params, load_params
+
+
+class PipelineError(RbpError):
+    """A notebook of the pipeline failed; the message names it, its cell and the error."""
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    run_name: str
+    run_dir: Path
+    experiment_id: str
+
+
+def check_data(params: Params):
+    """Read the inputs and make the folds in memory, so bad data stops the run before it starts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = load_dataset(params, tmp)
+        make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
+                   params.test_fraction)
+    return data
+
+
+def notebook_path(name: str) -> Path:
+    return project_root() / "notebooks" / f"{name}.ipynb"
+
+
+def notebook_parameters(name: str, params: Params, **run_values) -> dict:
+    """The values a notebook's `parameters` cell declares, taken from the params and the run."""
+    path = notebook_path(name)
+    if not path.is_file():
+        raise PipelineError(f"notebooks: {name} has no notebook at {path}")
+    declared = papermill.inspect_notebook(str(path))
+    values = {**params.to_dict(), **run_values}
+    return {key: values[key] for key in declared if key in values}
+
+
+def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineError:
+    evalue = str(exc.evalue).strip().splitlines()
+    return PipelineError(
+        f"notebook {name} failed in cell [{exc.exec_count}]: {exc.ename}: "
+        f"{evalue[0] if evalue else ''} (executed notebook: {output})"
+    )
+
+
+def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
+                 echo=print) -> PipelineResult:
+    params = load_params(resolve(params_file) if params_file else None, overrides)
+    data = check_data(params)
+    dataset = params.dataset_name
+    run_name = new_run_name(dataset)
+    run_dir = resolve(params.output_dir) / run_name
+    experiment_id = tracking.use_experiment(dataset)
+    tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",
+                               synthetic=str(params.synthetic).lower(),
+                               params_file=str(params_file or "schema defaults"))
+    if params.synthetic:
+        echo("No data_dir given: running on the built-in SYNTHETIC set (a smoke test, not a benchmark).")
+    with tracking.run(run_name, tags=tags) as active:
+        run_id = active.info.run_id
+        echo(f"pipeline run {run_name} ({run_id}) in experiment '{dataset}'; outputs in {run_dir}")
+        mlflow.log_params(params.flat())
+        mlflow.log_text(yaml.safe_dump(params.to_dict(), sort_keys=False), "params.yaml")
+        mlflow.log_metrics({"n_sequences": len(data.table),
+                            "n_positives": int(data.table.label.sum()),
+                            "n_negatives": int((data.table.label == 0).sum())})
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
+                      "folds_dir": str(run_dir / "folds")}
+        for name in params.notebooks:
+            output = run_dir / f"{name}.ipynb"
+            values = notebook_parameters(name, params, **run_values)
+            start = time.perf_counter()
+            echo(f"  {name}: running")
+            try:
+                papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
+                                           kernel_name="python3", cwd=str(project_root()),
+                                           progress_bar=False)
+            except PapermillExecutionError as exc:
+                if output.exists():
+                    mlflow.log_artifact(str(output), "notebooks")
+                echo(f"  {name}: failed after {time.perf_counter() - start:.0f} s")
+                raise _failure(name, exc, output) from None
+            mlflow.log_artifact(str(output), "notebooks")
+            echo(f"  {name}: done in {time.perf_counter() - start:.0f} s -> {output}")
+    return PipelineResult(run_id, run_name, run_dir, experiment_id)

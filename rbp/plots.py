@@ -1,0 +1,50 @@
+"""Figures (seaborn on matplotlib); each function returns a Figure to show or log."""
+
+from __future__ import annotations
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline"}:
+    matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from rbp.motifs import PUMILIO, motif_share
+
+sns.set_theme(style="whitegrid", context="notebook")
+CLASS_NAMES = {1: "positive", 0: "negative"}
+
+
+def _classes(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(**{"class": table.label.map(CLASS_NAMES)})
+
+
+def class_balance(table: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(4, 3.2))
+    sns.countplot(data=_classes(table), x="class", order=["positive", "negative"], ax=ax)
+    ax.set(title="Sequences per class", xlabel="", ylabel="sequences")
+    fig.tight_layout()
+    return fig
+
+
+def length_distribution(table: pd.DataFrame):
+    data = _classes(table).assign(length=table.sequence.str.len())
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    discrete = data.length.nunique() < 40
+    sns.histplot(data=data, x="length", hue="class", hue_order=["positive", "negative"],
+                 multiple="dodge", discrete=discrete, shrink=0.8, ax=ax)
+    ax.set(title="Sequence length", xlabel="length (nt)")
+    fig.tight_layout()
+    return fig
+
+
+def motif_occurrence(table: pd.DataFrame, motif: str = PUMILIO):
+    share = motif_share(table, motif)
+    fig, ax = plt.subplots(figsize=(4, 3.2))
+    sns.barplot(data=share, x="class", y="share", order=["positive", "negative"], ax=ax)
+    ax.set(title=f"Sequences with {motif}", xlabel="", ylabel="share of sequences", ylim=(0, 1))
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.2f")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,79 @@
+"""Shared fixtures: every test logs to a temporary MLflow store, never to the user's mlruns/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# A model-hub name must fail at once instead of hanging: no test may reach a hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def _migrated_db(tmp_path_factory) -> Path:
+    """Creating a sqlite store runs its migrations (seconds): do it once, copy it per test."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch, _migrated_db) -> Path:
+    import mlflow
+
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    shutil.copy(_migrated_db, store / "mlflow.db")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield store
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def write_fasta_text(tmp_path):
+    """Write text (or bytes) to a file in tmp_path and return its path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def pum2_dir() -> Path:
+    """The real PUM2 folder, found through RBP_PUM2_DIR (set by .ci/run); skipped when unset."""
+    value = os.environ.get("RBP_PUM2_DIR")
+    if not value:
+        pytest.skip("RBP_PUM2_DIR is not set: the PUM2 data set is not available here")
+    return Path(value)
+
+
+@pytest.fixture
+def small_data_dir(tmp_path) -> Path:
+    """A small labelled set (60 + 60 synthetic sequences of 81 nt) as two FASTA files."""
+    from rbp.fasta import write_fasta
+    from rbp.synthetic import make_synthetic
+
+    directory = tmp_path / "small"
+    directory.mkdir()
+    positives, negatives = make_synthetic(seed=3, n_per_class=60)
+    write_fasta(directory / "positives.fa", positives, rna=True)
+    write_fasta(directory / "negatives.fa", negatives, rna=True)
+    return directory

@@ -1,0 +1,128 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rbp.data import DataError, Folds, load_labelled, make_folds, prepare_folds, write_folds
+from rbp.params import load_params
+
+
+def _labels(n_pos, n_neg):
+    return np.array([1] * n_pos + [0] * n_neg)
+
+
+@pytest.mark.parametrize("folds", [2, 5])
+def test_folds_are_stratified_disjoint_and_covering(folds):
+    labels = _labels(53, 47)
+    table = make_folds(labels, folds, seed=1, val_fraction=0.2)
+    tests = table[table.split == "test"]
+    assert sorted(tests["index"]) == list(range(100))  # each position tested exactly once
+    for fold, part in table.groupby("fold"):
+        assert sorted(part["index"]) == list(range(100))  # train, dev, test partition the set
+        for split, rows in part.groupby("split"):
+            share = labels[rows["index"]].mean()
+            assert abs(share - 0.53) < 0.1, (fold, split, share)
+    assert set(table.split) == {"train", "dev", "test"}
+
+
+def test_folds_are_deterministic_and_seeded():
+    labels = _labels(40, 40)
+    a = make_folds(labels, 5, seed=3, val_fraction=0.1)
+    pd.testing.assert_frame_equal(a, make_folds(labels, 5, seed=3, val_fraction=0.1))
+    assert not a.equals(make_folds(labels, 5, seed=4, val_fraction=0.1))
+
+
+def test_single_split_when_folds_is_zero():
+    table = make_folds(_labels(50, 50), 0, seed=0, val_fraction=0.1, test_fraction=0.3)
+    assert set(table.fold) == {1}
+    assert (table.split == "test").sum() == 30
+
+
+def test_too_few_sequences_for_folds():
+    with pytest.raises(DataError, match="too few sequences for 5 folds: 4 positives and 10 negatives"):
+        make_folds(_labels(4, 10), 5, seed=0, val_fraction=0.1)
+
+
+def test_single_class():
+    with pytest.raises(DataError, match="only one class"):
+        make_folds(_labels(10, 0), 2, seed=0, val_fraction=0.1)
+
+
+def test_labelled_set(write_fasta_text):
+    pos = write_fasta_text("p.fa", ">p1\nACGU\n>p2\nAAAA\n")
+    neg = write_fasta_text("n.fa", ">n1\nCCCC\n")
+    data = load_labelled(pos, neg)
+    assert data.table.to_dict("list") == {"id": ["p1", "p2", "n1"], "sequence": ["ACGT", "AAAA", "CCCC"],
+                                          "label": [1, 1, 0]}
+    assert data.sources["positives"]["records"] == 2 and len(data.data_sha256) == 64
+
+
+def test_shorter_than_k(write_fasta_text):
+    pos = write_fasta_text("p.fa", ">p1\nACGU\n>p2\nAA\n")
+    neg = write_fasta_text("n.fa", ">n1\nCCCC\n")
+    with pytest.raises(DataError, match=r"p\.fa: record 'p2' has 2 nt, shorter than k = 3"):
+        load_labelled(pos, neg, k=3)
+
+
+def test_id_in_both_files(write_fasta_text):
+    pos = write_fasta_text("p.fa", ">x\nACGU\n")
+    neg = write_fasta_text("n.fa", ">x\nCCCC\n")
+    with pytest.raises(DataError, match=r"id 'x' stands in both .*p\.fa and .*n\.fa"):
+        load_labelled(pos, neg)
+
+
+def test_no_negatives_left(write_fasta_text):
+    pos = write_fasta_text("p.fa", ">x\nACGU\n")
+    neg = write_fasta_text("n.fa", ">y\nNNNN\n")
+    with pytest.raises(DataError, match="no usable negatives"):
+        load_labelled(pos, neg)
+
+
+def test_write_and_read_folds(small_data_dir, tmp_path):
+    data = load_labelled(small_data_dir / "positives.fa", small_data_dir / "negatives.fa", k=3)
+    assignment = make_folds(data.table.label, 3, seed=0, val_fraction=0.2)
+    manifest = write_folds(data, assignment, tmp_path / "run" / "folds", 3, seed=0)
+    folds_dir = tmp_path / "run" / "folds"
+    assert json.loads((folds_dir / "manifest.json").read_text()) == manifest
+    assert manifest["counts"] == {"total": 120, "positives": 60, "negatives": 60}
+    assert manifest["inputs"]["positives"]["sha256"] and manifest["k"] == 3
+    dnabert = pd.read_csv(folds_dir / "fold-1" / "train.tsv", sep="\t")
+    assert list(dnabert.columns) == ["sequence", "label"]
+    assert all(len(s.split(" ")) == 79 and len(s.split(" ")[0]) == 3 for s in dnabert.sequence)
+    folds = Folds(folds_dir)
+    assert folds.fold_numbers == [1, 2, 3]
+    tests = pd.concat(folds.split(f, "test") for f in folds.fold_numbers)
+    assert sorted(tests.id) == sorted(data.table.id)
+    for f in folds.fold_numbers:
+        ids = [set(folds.split(f, s).id) for s in ("train", "dev", "test")]
+        assert sum(map(len, ids)) == 120 and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert sorted(p.name for p in tmp_path.joinpath("run").iterdir()) == ["folds"]  # no temp left
+
+
+def test_failed_write_leaves_nothing(small_data_dir, tmp_path, monkeypatch):
+    data = load_labelled(small_data_dir / "positives.fa", small_data_dir / "negatives.fa")
+    assignment = make_folds(data.table.label, 3, seed=0, val_fraction=0.2)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("rbp.data.build_manifest", boom)
+    with pytest.raises(OSError):
+        write_folds(data, assignment, tmp_path / "run" / "folds", 3)
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_prepare_folds_on_synthetic(tmp_path):
+    manifest = prepare_folds(load_params(overrides={"folds": 3}), tmp_path)
+    assert manifest["synthetic"] is True and manifest["counts"]["total"] == 6202
+    assert (tmp_path / "data" / "positives.fa").exists()
+
+
+def test_pum2_folds(pum2_dir, tmp_path):
+    params = load_params(overrides={"data_dir": str(pum2_dir)})
+    manifest = prepare_folds(params, tmp_path)
+    assert manifest["dataset"] == pum2_dir.name
+    assert manifest["counts"] == {"total": 6202, "positives": 3101, "negatives": 3101}
+    assert {f["test"] for f in manifest["fold_sizes"]} <= {1240, 1241}
+    assert len(manifest["fold_sizes"]) == 5

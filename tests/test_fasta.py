@@ -1,0 +1,109 @@
+import gzip
+
+import pytest
+
+from rbp.errors import RbpError
+from rbp.fasta import FastaError, read_fasta
+
+
+def test_multiline_lowercase_rna_and_whitespace(write_fasta_text):
+    path = write_fasta_text("a.fa", ">r1 some description\nacgu\n  ACGU  \n\n>r2\n   uuuaaa\n")
+    fasta = read_fasta(path)
+    assert [(r.id, r.sequence) for r in fasta.records] == [("r1", "ACGTACGT"), ("r2", "TTTAAA")]
+    assert fasta.skipped == []
+
+
+def test_gzip(write_fasta_text):
+    path = write_fasta_text("a.fa.gz", gzip.compress(b">x\nACGU\n"))
+    assert read_fasta(path).records[0].sequence == "ACGT"
+
+
+def test_ambiguous_skip_is_default_and_counted(write_fasta_text):
+    path = write_fasta_text("a.fa", ">a\nACGN\n>b\nACGT\n>c\nRYAC\n")
+    fasta = read_fasta(path)
+    assert [r.id for r in fasta.records] == ["b"]
+    assert fasta.skipped == ["a", "c"]
+
+
+def test_ambiguous_keep(write_fasta_text):
+    path = write_fasta_text("a.fa", ">a\nacgn\n")
+    assert read_fasta(path, ambiguous="keep").records[0].sequence == "ACGN"
+
+
+def test_ambiguous_error_names_file_line_and_record(write_fasta_text):
+    path = write_fasta_text("a.fa", ">a\nACGT\n>b\nACNT\n")
+    with pytest.raises(FastaError, match=r"a\.fa, line 3: record 'b' holds ambiguous bases \(N\)"):
+        read_fasta(path, ambiguous="error")
+
+
+def test_unknown_policy():
+    with pytest.raises(RbpError, match="ambiguous: 'drop' is not one of skip, keep, error"):
+        read_fasta("whatever.fa", ambiguous="drop")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", r"empty\.fa: empty file"),
+        ("\n  \n", r"empty\.fa: empty file"),
+        ("ACGT\n>a\nACGT\n", r"empty\.fa, line 1: text before the first '>' header"),
+        (">a\n>b\nACGT\n", r"empty\.fa, line 1: header '>a' has no sequence"),
+        (">a\nACGT\n>b\n", r"empty\.fa, line 3: header '>b' has no sequence"),
+        (">a\nACGT\n>a\nACGT\n", r"empty\.fa, line 3: duplicate id 'a' \(first at line 1\)"),
+        (">a\nACGT\n>b\nAC-GT\n",
+         r"empty\.fa, line 4: characters that are not nucleotides \('-'\) in record 'b'"),
+        (">a\nACXJ\n", r"line 2: characters that are not nucleotides \('J', 'X'\)"),
+        (">\nACGT\n", r"empty\.fa, line 1: header without an id"),
+        ("id,sequence\nx,ACGT\n", r"line 1: text before the first '>' header; not a FASTA file"),
+    ],
+)
+def test_malformed_files(write_fasta_text, content, message):
+    path = write_fasta_text("empty.fa", content)
+    with pytest.raises(FastaError, match=message):
+        read_fasta(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FastaError, match=r"nope\.fa: file not found"):
+        read_fasta(tmp_path / "nope.fa")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(FastaError, match="is a directory"):
+        read_fasta(tmp_path)
+
+
+def test_binary_file(write_fasta_text):
+    path = write_fasta_text("model.bin", bytes(range(256)) * 4)
+    with pytest.raises(FastaError, match=r"model\.bin: binary content, not a FASTA text file"):
+        read_fasta(path)
+
+
+def test_non_utf8_file(write_fasta_text):
+    path = write_fasta_text("latin.fa", ">a\nAC\xe9GT\n".encode("latin-1"))
+    with pytest.raises(FastaError, match="not UTF-8"):
+        read_fasta(path)
+
+
+def test_damaged_gzip(write_fasta_text):
+    path = write_fasta_text("a.fa.gz", gzip.compress(b">x\nACGU\n" * 100)[:30])
+    with pytest.raises(FastaError, match="damaged gzip"):
+        read_fasta(path)
+
+
+def test_pum2_reads_whole(pum2_dir):
+    positives = read_fasta(pum2_dir / "positives.fa")
+    negatives = read_fasta(pum2_dir / "negatives.fa")
+    assert (len(positives.records), len(negatives.records)) == (3101, 3101)
+    assert positives.skipped == negatives.skipped == []
+    records = positives.records + negatives.records
+    assert {len(r.sequence) for r in records} == {81}
+    assert all(set(r.sequence) <= set("ACGT") for r in records)
+    # one record's sequence starts with spaces in the file: it must still be read whole
+    raw = (pum2_dir / "positives.fa").read_text().splitlines() + (
+        pum2_dir / "negatives.fa").read_text().splitlines()
+    indented = [i for i, line in enumerate(raw) if line.startswith(" ") and not line.startswith(">")]
+    assert indented, "the PUM2 files hold a record with leading spaces"
+    header = next(raw[j] for j in range(indented[0], -1, -1) if raw[j].startswith(">"))
+    rid = header[1:].split()[0]
+    assert len(next(r for r in records if r.id == rid).sequence) == 81

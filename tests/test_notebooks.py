@@ -1,0 +1,47 @@
+"""The committed notebooks are templates: no outputs, kernel python3, parameters that match params."""
+
+import ast
+
+import nbformat
+import pytest
+
+from rbp.params import Params
+from tests.conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+RUN_VALUES = {"parent_run_id", "run_dir", "folds_dir"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_a_clean_template(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameter_defaults_are_the_default_params(path):
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    defaults = Params().to_dict()
+    for node in ast.parse(cell.source).body:
+        name = node.targets[0].id
+        value = ast.literal_eval(node.value)
+        if name in defaults:
+            assert value == defaults[name], f"{path.name}: {name} = {value!r}, params say {defaults[name]!r}"
+        else:
+            assert name in RUN_VALUES or name.startswith(("cv_", "compare_")), f"{path.name}: stray {name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """papermill must parse each line of the parameters cell, or the driver cannot set it."""
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {node.targets[0].id for node in ast.parse(cell.source).body}
+    assert set(papermill.inspect_notebook(str(path))) == names

@@ -1,0 +1,98 @@
+"""The driver end to end: papermill runs the notebooks, MLflow holds the runs and artifacts."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import mlflow
+import nbformat
+import pytest
+from mlflow.tracking import MlflowClient
+
+from rbp.cli import main
+from rbp.errors import RbpError
+from rbp.pipeline import PipelineError, run_pipeline
+from tests.conftest import ROOT
+
+SMOKE = ROOT / "params" / "smoke.yaml"
+
+
+def _artifacts(run_id, path=None):
+    client = MlflowClient()
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out += _artifacts(run_id, item.path) if item.is_dir else [item.path]
+    return sorted(out)
+
+
+def test_preprocess_through_the_driver(small_data_dir, tmp_path):
+    result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
+                                  "output_dir": str(tmp_path / "out")}, echo=lambda *a: None)
+    runs = mlflow.search_runs(experiment_names=["small"])
+    assert len(runs) == 2
+    pipeline = MlflowClient().get_run(result.run_id)
+    assert pipeline.info.status == "FINISHED"
+    assert pipeline.data.tags["model_family"] == "pipeline"
+    assert pipeline.data.tags["synthetic"] == "false" and len(pipeline.data.tags["data_sha256"]) == 64
+    assert pipeline.data.params["folds"] == "2" and pipeline.data.metrics["n_sequences"] == 120
+    assert "notebooks/01_preprocess.ipynb" in _artifacts(result.run_id)
+
+    child = runs[runs["tags.mlflow.parentRunId"] == result.run_id].iloc[0]
+    assert child["tags.mlflow.runName"] == "preprocess" and child.status == "FINISHED"
+    assert child["tags.data_sha256"] == pipeline.data.tags["data_sha256"]
+    assert child["metrics.n_sequences"] == 120 and child["metrics.n_folds"] == 2
+    files = _artifacts(child.run_id)
+    assert {"folds/manifest.json", "folds/folds.tsv", "figures/class_balance.png",
+            "figures/length_distribution.png", "figures/motif_occurrence.png"} <= set(files)
+    manifest = json.loads(mlflow.artifacts.load_text(f"runs:/{child.run_id}/folds/manifest.json"))
+    assert manifest["inputs"]["negatives"]["sha256"] and manifest["seed"] == 7
+
+    executed = nbformat.read(result.run_dir / "01_preprocess.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and result.run_id in injected[0].source
+    assert (result.run_dir / "folds" / "fold-2" / "test.tsv").exists()
+
+
+def test_bad_data_stops_before_any_run(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "positives.fa").write_text("not a fasta\n")
+    (tmp_path / "data" / "negatives.fa").write_text(">n\nACGT\n")
+    with pytest.raises(RbpError, match=r"positives\.fa, line 1: text before the first '>' header"):
+        run_pipeline(SMOKE, {"data_dir": str(tmp_path / "data"), "output_dir": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+    assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_failing_notebook_is_logged_and_marks_the_run_failed(tmp_path, monkeypatch, small_data_dir):
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "params", root / "params")
+    (root / "notebooks").mkdir()
+    nb = nbformat.read(ROOT / "notebooks" / "01_preprocess.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('boom in the notebook')"))
+    nbformat.write(nb, root / "notebooks" / "01_preprocess.ipynb")
+    monkeypatch.setenv("RBP_ROOT", str(root))
+    with pytest.raises(PipelineError, match=r"notebook 01_preprocess failed in cell \[\d+\]: "
+                                             r"ValueError: boom in the notebook"):
+        run_pipeline("params/smoke.yaml", {"data_dir": str(small_data_dir)}, echo=lambda *a: None)
+    run = mlflow.search_runs(experiment_names=["small"], filter_string="tags.model_family = 'pipeline'")
+    assert run.status.tolist() == ["FAILED"]
+    assert "notebooks/01_preprocess.ipynb" in _artifacts(run.run_id[0])
+    assert list((root / "outputs").glob("*/01_preprocess.ipynb"))
+
+
+def test_cli_prints_one_message_for_bad_input(tmp_path, capsys):
+    bad = tmp_path / "d"
+    bad.mkdir()
+    (bad / "positives.fa").write_bytes(b"\x00\x01binary")
+    (bad / "negatives.fa").write_text(">n\nACGT\n")
+    assert main(["run", "--params", str(SMOKE), "-p", f"data_dir={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert "rbp: error:" in err and "binary content" in err and "Traceback" not in err
+
+
+def test_cli_refuses_unknown_key_as_a_subprocess(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "rbp", "run", "--params", str(SMOKE), "-p", "lstm.lrate=1"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "unknown key lstm.lrate; allowed in lstm:" in out.stderr and "Traceback" not in out.stderr
