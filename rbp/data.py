@@ -244,3 +244,12 @@ class Folds:
         """id, sequence and label of one split of one fold, in the order of `sequences.tsv`."""
         ids = self.assignment.loc[(self.assignment.fold == fold) & (self.assignment.split == split), "id"]
         return self.sequences[self.sequences.id.isin(set(ids))].reset_index(drop=True)
+
+
+def folds_for(params, folds_dir: str | Path | None, run_dir: str | Path) -> Folds:
+    """The folds a model notebook trains on: those 01_preprocess wrote (`folds_dir`), or, when a
+    notebook runs on its own, the same folds made here from the same data, k and seed."""
+    if folds_dir:
+        return Folds(folds_dir)
+    prepare_folds(params, run_dir)
+    return Folds(Path(run_dir) / "folds")

@@ -115,3 +115,73 @@ def child_runs(parent_run_id: str, experiment_ids: list[str] | None = None):
         experiment_ids = [MlflowClient().get_run(parent_run_id).info.experiment_id]
     return mlflow.search_runs(experiment_ids=experiment_ids,
                               filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+
+class CVLogger:
+    """Logs a cross-validation to MLflow: a CV run, and under it a child run per fold.
+
+    Use as the callbacks of `rbp.cv.cross_validate` inside `with CVLogger(...) as logger:`.
+    Fold runs get per-epoch `train_loss`, `val_loss`, `val_auc` (step = epoch), the test metrics,
+    `predictions.csv` and, with `log_checkpoints`, the best model under `checkpoint/`. The CV run
+    gets `mean_*`/`std_*`, `fold_metrics.csv` and the pooled `oof_predictions.csv`.
+    """
+
+    def __init__(self, family, folds, cfg, params, parent_run_id: str | None = None,
+                 log_checkpoints: bool = True, device: str = "cpu"):
+        self.family, self.folds, self.cfg = family, folds, cfg
+        self.log_checkpoints = log_checkpoints
+        self.run_name = f"{family.name}_cv"
+        self.parent_run_id = parent_run_id
+        manifest = folds.manifest
+        self.tags = house_tags(
+            params.dataset_name, manifest["data_sha256"], model_family=family.name,
+            folds_sha256=manifest["folds_sha256"], synthetic=str(manifest.get("synthetic", False)).lower(),
+            device=device, **family.tags)
+        self.params = {**{f"{family.name}.{k}": v for k, v in vars(cfg).items()},
+                       "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
+                       "dataset": params.dataset_name}
+        self.results = []
+        self.cv_run = None
+
+    def __enter__(self):
+        self._context = run(self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
+        self.cv_run = self._context.__enter__()
+        mlflow.log_params(self.params)
+        return self
+
+    def __exit__(self, *exc):
+        while mlflow.active_run() and mlflow.active_run().info.run_id != self.cv_run.info.run_id:
+            mlflow.end_run("FAILED" if exc[0] else "FINISHED")  # a fold that broke off
+        if exc[0] is None and self.results:
+            self._log_summary()
+        return self._context.__exit__(*exc)
+
+    @property
+    def run_id(self) -> str:
+        return self.cv_run.info.run_id
+
+    def fold_started(self, fold: int) -> None:
+        mlflow.start_run(run_name=f"fold-{fold}", nested=True, tags={**self.tags, "fold": str(fold)})
+        mlflow.log_params(self.params)
+
+    def epoch_ended(self, fold: int, log) -> None:
+        mlflow.log_metrics({"train_loss": log.train_loss, "val_loss": log.val_loss, "val_auc": log.val_auc,
+                            "lr": log.lr, "epoch_seconds": log.seconds}, step=log.epoch)
+
+    def fold_ended(self, result) -> None:
+        mlflow.log_metrics({**result.metrics, "best_epoch": result.best_epoch,
+                            "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds})
+        log_frame(result.predictions, "predictions.csv")
+        if self.log_checkpoints:
+            with tempfile.TemporaryDirectory() as tmp:
+                self.family.save(result.model, tmp)
+                mlflow.log_artifacts(tmp, "checkpoint")
+        mlflow.end_run("FINISHED")
+        self.results.append(result)
+
+    def _log_summary(self) -> None:
+        from rbp.cv import fold_table, pooled_predictions, summary
+
+        mlflow.log_metrics(summary(self.results))
+        log_frame(fold_table(self.results), "fold_metrics.csv")
+        log_frame(pooled_predictions(self.results), "oof_predictions.csv")

@@ -26,11 +26,11 @@ def _artifacts(run_id, path=None):
     return sorted(out)
 
 
-def test_preprocess_through_the_driver(small_data_dir, tmp_path):
+def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
                                   "output_dir": str(tmp_path / "out")}, echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
-    assert len(runs) == 2
+    assert sorted(runs["tags.mlflow.runName"]) == ["fold-1", "fold-2", "lstm_cv", "preprocess", result.run_name]
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
     assert pipeline.data.tags["model_family"] == "pipeline"
@@ -38,7 +38,8 @@ def test_preprocess_through_the_driver(small_data_dir, tmp_path):
     assert pipeline.data.params["folds"] == "2" and pipeline.data.metrics["n_sequences"] == 120
     assert "notebooks/01_preprocess.ipynb" in _artifacts(result.run_id)
 
-    child = runs[runs["tags.mlflow.parentRunId"] == result.run_id].iloc[0]
+    child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
+    assert child["tags.mlflow.parentRunId"] == result.run_id
     assert child["tags.mlflow.runName"] == "preprocess" and child.status == "FINISHED"
     assert child["tags.data_sha256"] == pipeline.data.tags["data_sha256"]
     assert child["metrics.n_sequences"] == 120 and child["metrics.n_folds"] == 2
@@ -52,6 +53,7 @@ def test_preprocess_through_the_driver(small_data_dir, tmp_path):
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and result.run_id in injected[0].source
     assert (result.run_dir / "folds" / "fold-2" / "test.tsv").exists()
+    _check_lstm(result, runs, tmp_path)
 
 
 def test_bad_data_stops_before_any_run(tmp_path):
@@ -96,3 +98,58 @@ def test_cli_refuses_unknown_key_as_a_subprocess(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert "unknown key lstm.lrate; allowed in lstm:" in out.stderr and "Traceback" not in out.stderr
+
+
+def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):
+    """A CV run under the pipeline run, with a child per fold; names, tags, metrics, artifacts."""
+    cv = runs[runs["tags.mlflow.runName"] == f"{family}_cv"]
+    assert len(cv) == 1
+    cv = cv.iloc[0]
+    assert cv["tags.mlflow.parentRunId"] == parent_run_id and cv.status == "FINISHED"
+    for tag in ("model_family", "dataset", "data_sha256", "folds_sha256", "git_commit", "device", "synthetic"):
+        assert cv[f"tags.{tag}"], tag
+    assert cv["tags.model_family"] == family and cv["tags.data_sha256"] == sha
+    for m in ("auc", "auprc", "acc", "f1", "mcc", "precision", "recall"):
+        assert 0 <= cv[f"metrics.mean_test_{m}"] <= 1 or m == "mcc"
+        assert cv[f"metrics.std_test_{m}"] >= 0
+    assert {"fold_metrics.csv", "oof_predictions.csv"} <= set(_artifacts(cv.run_id))
+    oof = mlflow.artifacts.load_text(f"runs:/{cv.run_id}/oof_predictions.csv").splitlines()
+    assert oof[0] == "id,label,probability,fold" and len(oof) == 121  # every sequence once
+    folds = runs[runs["tags.mlflow.parentRunId"] == cv.run_id].sort_values("tags.mlflow.runName")
+    assert folds["tags.mlflow.runName"].tolist() == [f"fold-{i}" for i in range(1, n_folds + 1)]
+    client = MlflowClient()
+    for _, fold in folds.iterrows():
+        assert fold["tags.model_family"] == family and fold.status == "FINISHED"
+        assert fold["metrics.best_epoch"] >= 1 and 0 <= fold["metrics.test_auc"] <= 1
+        history = client.get_metric_history(fold.run_id, "val_auc")
+        assert [h.step for h in history] == list(range(1, len(history) + 1))
+        assert client.get_metric_history(fold.run_id, "train_loss")
+        assert "predictions.csv" in _artifacts(fold.run_id)
+    return cv, folds
+
+
+def _check_lstm(result, runs, tmp_path):
+    sha = MlflowClient().get_run(result.run_id).data.tags["data_sha256"]
+    cv, folds = _check_cv_runs(runs, result.run_id, "lstm", 2, sha)
+    for _, fold in folds.iterrows():
+        assert "checkpoint/model.pt" in _artifacts(fold.run_id)
+    # the logged checkpoint rebuilds the model and gives the logged predictions again
+    import pandas as pd
+    import torch
+
+    from rbp.data import Folds
+    from rbp.lstm import LSTMFamily, load_checkpoint
+    from rbp.params import load_params
+
+    fold = folds.iloc[0]
+    local = mlflow.artifacts.download_artifacts(f"runs:/{fold.run_id}/checkpoint", dst_path=str(tmp_path / "ck"))
+    model, k = load_checkpoint(local)
+    logged = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{fold.run_id}/predictions.csv",
+                                                             dst_path=str(tmp_path / "pr")))
+    test = Folds(result.run_dir / "folds").split(int(fold["tags.fold"]), "test")
+    family = LSTMFamily(load_params(SMOKE).lstm, k)
+    with torch.no_grad():
+        again = torch.sigmoid(model(**family.encode(test.sequence))).numpy()
+    assert test.id.tolist() == logged.id.astype(str).tolist()
+    assert abs(again - logged.probability.to_numpy()).max() < 1e-5
+    assert (result.run_dir / "03_lstm_cv.ipynb").exists()

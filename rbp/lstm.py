@@ -1,0 +1,91 @@
+"""The bidirectional LSTM of the original exercise, over DNABERT's k-mer ids."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
+from rbp.params import LSTMParams
+
+CHECKPOINT = "model.pt"
+
+
+class BiLSTMClassifier(nn.Module):
+    """Embedding → 2-layer biLSTM → last layer's final forward and backward states → 64 → ReLU → 1.
+
+    Returns one logit per sequence (the sigmoid is in the loss). Padding (id 0) is skipped by
+    packing, so a padded sequence gets the same logit as the unpadded one.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 100,
+                 num_layers: int = 2, dropout: float = 0.1, dense_size: int = 64):
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,
+                           num_layers=num_layers, dropout=dropout, dense_size=dense_size)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(2 * hidden_size, dense_size), nn.ReLU(), nn.Linear(dense_size, 1))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embedded = self.embedding(input_ids)
+        lengths = (input_ids != PAD_ID).sum(dim=1)
+        if bool((lengths == input_ids.shape[1]).all()):
+            _, (hidden, _) = self.lstm(embedded)  # no padding in this batch: the fast path
+        else:
+            packed = pack_padded_sequence(embedded, lengths.clamp(min=1).cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            _, (hidden, _) = self.lstm(packed)
+        final = torch.cat([hidden[-2], hidden[-1]], dim=1)  # last layer: forward, backward
+        return self.head(final).squeeze(-1)
+
+
+class LSTMFamily:
+    """Builds the biLSTM for each fold and encodes sequences as k-mer ids (no [CLS]/[SEP])."""
+
+    name = "lstm"
+
+    def __init__(self, params: LSTMParams, k: int):
+        self.params, self.k = params, k
+        self.tags: dict[str, str] = {}
+
+    def build(self) -> BiLSTMClassifier:
+        p = self.params
+        return BiLSTMClassifier(len(kmer_vocab(self.k)), p.embedding_dim, p.hidden_size, p.num_layers,
+                                p.dropout, p.dense_size)
+
+    def encode(self, sequences) -> dict[str, torch.Tensor]:
+        ids = encode_kmers(list(sequences), self.k, add_special_tokens=False)
+        return {"input_ids": torch.from_numpy(ids)}
+
+    def describe(self) -> str:
+        p = self.params
+        return (f"Bidirectional LSTM: {p.num_layers} layers of {p.hidden_size} units over {p.embedding_dim}-d "
+                f"embeddings of {self.k}-mers, {p.optimizer} lr {p.lr}, batch {p.batch_size}, "
+                f"up to {p.max_epochs} epochs (patience {p.patience}).")
+
+    def save(self, model: BiLSTMClassifier, directory: str | Path) -> Path:
+        """The weights plus what rebuilds the model: `load_checkpoint` reads it back."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CHECKPOINT
+        torch.save({"family": self.name, "k": self.k, "config": model.config,
+                    "params": dataclasses.asdict(self.params),
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+        return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[BiLSTMClassifier, int]:
+    """A saved biLSTM (model.pt, or the folder holding it) and its k."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = BiLSTMClassifier(**saved["config"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), int(saved["k"])

@@ -1,0 +1,225 @@
+"""The one training loop every model uses.
+
+Batches are sliced from pre-built tensors; each epoch ends with a validation pass (loss and ROC
+AUC); early stopping watches the validation AUC, and the best-on-validation weights are restored at
+the end. The test fold is never seen here: callers evaluate it once, with `predict`, afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from rbp.errors import RbpError
+from rbp.params import TrainParams
+
+
+class TrainingError(RbpError):
+    """Training that cannot go on (a NaN or infinite loss); the message names fold and epoch."""
+
+
+@dataclass
+class EpochLog:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_auc: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_auc: float
+    history: list[EpochLog] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RbpError("device: cuda was asked for, but torch sees no CUDA device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+class EarlyStopping:
+    """Stop after `patience` epochs without a better score, but never before `min_epochs`."""
+
+    def __init__(self, patience: int, min_epochs: int = 0):
+        self.patience, self.min_epochs = patience, min_epochs
+        self.best_epoch, self.best_score = 0, -math.inf
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record an epoch's score; True if it is the best so far (ties keep the earlier epoch)."""
+        if score > self.best_score:
+            self.best_epoch, self.best_score = epoch, score
+            return True
+        return False
+
+    def should_stop(self, epoch: int) -> bool:
+        return epoch >= self.min_epochs and epoch - self.best_epoch >= self.patience
+
+
+def logits_of(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    out = model(**batch)
+    return out.logits if hasattr(out, "logits") else out
+
+
+def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Two-column logits: softmax cross-entropy (DNABERT); one column: sigmoid (LSTM)."""
+    logits = logits.float()
+    if logits.ndim == 2 and logits.shape[1] == 2:
+        return F.cross_entropy(logits, labels.long())
+    return F.binary_cross_entropy_with_logits(logits.reshape(-1), labels.float())
+
+
+def probability_of(logits: torch.Tensor) -> torch.Tensor:
+    """P(class 1): softmax for two-column logits, sigmoid for one."""
+    logits = logits.float()
+    if logits.ndim == 2 and logits.shape[1] == 2:
+        return logits.softmax(dim=1)[:, 1]
+    return torch.sigmoid(logits.reshape(-1))
+
+
+def _autocast(device: torch.device):
+    # bf16 on CUDA (no loss scaling needed); full precision on CPU, where it is the faster path here.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+
+
+def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in tensors.items()}
+
+
+def _slice(tensors: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
+    return {key: value[index] for key, value in tensors.items()}
+
+
+@torch.no_grad()
+def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
+            device: torch.device | None = None, labels: torch.Tensor | None = None):
+    """Probabilities of class 1 (numpy), and the mean loss when `labels` are given."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    inputs = _to(inputs, device)
+    n = len(next(iter(inputs.values())))
+    probs, loss_sum = [], 0.0
+    for start in range(0, n, batch_size):
+        batch = _slice(inputs, slice(start, start + batch_size))
+        with _autocast(device):
+            logits = logits_of(model, batch)
+        probs.append(probability_of(logits).cpu())
+        if labels is not None:
+            loss_sum += float(loss_of(logits, labels[start:start + batch_size].to(device))) * len(logits)
+    probabilities = torch.cat(probs).numpy() if probs else np.zeros(0)
+    return (probabilities, loss_sum / n) if labels is not None else probabilities
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainParams) -> torch.optim.Optimizer:
+    # Weight decay never applies to biases and normalisation weights (one-dimensional parameters).
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kinds = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+             "sgd": torch.optim.SGD}
+    return kinds[cfg.optimizer](groups, lr=cfg.lr)
+
+
+def make_schedule(optimizer, cfg: TrainParams, total_steps: int):
+    """Linear warm-up over `warmup_fraction` of the steps, then constant, linear or cosine decay."""
+    warmup = int(cfg.warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        if cfg.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_labels: torch.Tensor,
+                dev: dict[str, torch.Tensor], dev_labels: torch.Tensor, cfg: TrainParams,
+                device: torch.device, seed: int,
+                on_epoch: Callable[[EpochLog], None] | None = None, name: str = "training",
+                progress: bool = True) -> TrainResult:
+    """Train on `train`, validate on `dev` every epoch, keep and restore the best-on-validation weights."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device)
+    train, dev = _to(train, device), _to(dev, device)
+    train_labels, dev_labels = train_labels.to(device), dev_labels.to(device)
+    n = len(train_labels)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    optimizer = make_optimizer(model, cfg)
+    schedule = make_schedule(optimizer, cfg, steps_per_epoch * cfg.max_epochs)
+    order = torch.Generator().manual_seed(seed)
+    stopper = EarlyStopping(cfg.patience, cfg.min_epochs)
+    result = TrainResult(best_epoch=0, best_val_auc=-math.inf)
+    best_state = None
+    dev_labels_np = dev_labels.cpu().numpy()
+
+    bar = tqdm(range(1, cfg.max_epochs + 1), desc=name, unit="epoch", disable=not progress,
+               mininterval=1.0, leave=True)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        permutation = torch.randperm(n, generator=order).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for first in range(0, n, cfg.batch_size):
+            index = permutation[first:first + cfg.batch_size]
+            with _autocast(device):
+                logits = logits_of(model, _slice(train, index))
+            loss = loss_of(logits, train_labels[index])
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{name}: the training loss became {loss.item()} in epoch {epoch}; "
+                                    "lower the learning rate or turn on grad_clip")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * len(index)
+        dev_probs, val_loss = predict(model, dev, cfg.eval_batch_size, device, dev_labels)
+        if not np.isfinite(dev_probs).all():
+            raise TrainingError(f"{name}: validation predictions are not finite in epoch {epoch}")
+        log = EpochLog(epoch=epoch, train_loss=float(loss_sum) / n, val_loss=val_loss,
+                       val_auc=float(roc_auc_score(dev_labels_np, dev_probs)),
+                       lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        result.history.append(log)
+        if on_epoch:
+            on_epoch(log)
+        if stopper.update(epoch, log.val_auc):
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar.set_postfix(loss=f"{log.train_loss:.3f}", val_auc=f"{log.val_auc:.4f}",
+                        best=stopper.best_epoch)
+        if stopper.should_stop(epoch):
+            result.stopped_early = epoch < cfg.max_epochs
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    result.best_epoch, result.best_val_auc = stopper.best_epoch, stopper.best_score
+    return result

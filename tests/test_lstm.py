@@ -1,0 +1,43 @@
+import torch
+
+from rbp.lstm import BiLSTMClassifier, LSTMFamily, load_checkpoint
+from rbp.params import LSTMParams
+
+
+def _lstm_params(input_size, hidden, layers):
+    per_direction = [4 * hidden * (input_size if layer == 0 else 2 * hidden) + 4 * hidden * hidden + 8 * hidden
+                     for layer in range(layers)]
+    return 2 * sum(per_direction)
+
+
+def test_parameter_count_and_output_shape():
+    model = BiLSTMClassifier(vocab_size=69)  # the original's sizes: 128, 100, 2 layers, 64
+    expected = 69 * 128 + _lstm_params(128, 100, 2) + (200 * 64 + 64) + (64 + 1)
+    assert sum(p.numel() for p in model.parameters()) == expected == 447_361
+    ids = LSTMFamily(LSTMParams(), 3).encode(["ACGU".replace("U", "T") * 20 + "A"] * 5)["input_ids"]
+    assert ids.shape == (5, 79)
+    assert model(ids).shape == (5,)
+
+
+def test_padding_does_not_change_the_logit():
+    torch.manual_seed(0)
+    model = BiLSTMClassifier(vocab_size=69, embedding_dim=8, hidden_size=6, dense_size=4).eval()
+    family = LSTMFamily(LSTMParams(), 3)
+    short = family.encode(["ACGTTGCA"])["input_ids"]
+    both = family.encode(["ACGTTGCA", "ACGTTGCAACGTAAA"])["input_ids"]
+    assert both.shape[1] > short.shape[1]
+    with torch.no_grad():
+        assert torch.allclose(model(short)[0], model(both)[0], atol=1e-6)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    params = LSTMParams(embedding_dim=8, hidden_size=6, dense_size=4)
+    family = LSTMFamily(params, 4)
+    torch.manual_seed(1)
+    model = family.build().eval()
+    family.save(model, tmp_path)
+    again, k = load_checkpoint(tmp_path)
+    ids = family.encode(["ACGTACGTTT", "GGGCCCAAATT"])["input_ids"]
+    assert k == 4
+    with torch.no_grad():
+        assert torch.equal(model(ids), again(ids))
