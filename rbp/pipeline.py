@@ -35,12 +35,17 @@ class PipelineResult:
     experiment_id: str
 
 
-def check_data(params: Params):
-    """Read the inputs and make the folds in memory, so bad data stops the run before it starts."""
+def check_inputs(params: Params):
+    """Read the data, make the folds in memory and check a DNABERT checkpoint, so that bad input
+    stops the run before anything is written."""
     with tempfile.TemporaryDirectory() as tmp:
         data = load_dataset(params, tmp)
         make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
                    params.test_fraction)
+    if "02_dnabert_cv" in params.notebooks and params.dnabert.checkpoint:
+        from rbp.dnabert import read_checkpoint
+
+        read_checkpoint(resolve(params.dnabert.checkpoint), params.k)
     return data
 
 
@@ -69,7 +74,7 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
 def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
                  echo=print) -> PipelineResult:
     params = load_params(resolve(params_file) if params_file else None, overrides)
-    data = check_data(params)
+    data = check_inputs(params)
     dataset = params.dataset_name
     run_name = new_run_name(dataset)
     run_dir = resolve(params.output_dir) / run_name
@@ -105,5 +110,9 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
                 echo(f"  {name}: failed after {time.perf_counter() - start:.0f} s")
                 raise _failure(name, exc, output) from None
             mlflow.log_artifact(str(output), "notebooks")
+            if name == "04_compare":
+                from rbp.compare import log_report  # the notebook cannot export itself while it runs
+
+                echo(f"  report: {log_report(output, run_id)}")
             echo(f"  {name}: done in {time.perf_counter() - start:.0f} s -> {output}")
     return PipelineResult(run_id, run_name, run_dir, experiment_id)
