@@ -68,6 +68,8 @@ class TrainParams:
 
 @dataclass
 class LSTMParams(TrainParams):
+    max_epochs: int = 6
+    patience: int = 3
     embedding_dim: int = 128
     hidden_size: int = 100
     num_layers: int = 2
@@ -107,7 +109,7 @@ class Params:
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
-    notebooks: list[str] = field(default_factory=lambda: ["01_preprocess"])
+    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS))
     lstm: LSTMParams = field(default_factory=LSTMParams)
     dnabert: DNABERTParams = field(default_factory=DNABERTParams)
 

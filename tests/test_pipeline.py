@@ -27,16 +27,31 @@ def _artifacts(run_id, path=None):
 
 
 def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
+    """The smoke pipeline end to end: preprocess, DNABERT from a DNABERT-layout checkpoint, LSTM."""
+    from tests.dnabert_layout import write_dnabert_checkpoint
+
+    checkpoint = write_dnabert_checkpoint(tmp_path / "dnabert-3", k=3, hidden=16, layers=1, heads=2)
     result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
-                                  "output_dir": str(tmp_path / "out")}, echo=lambda *a: None)
+                                  "output_dir": str(tmp_path / "out"),
+                                  "dnabert": {"checkpoint": str(checkpoint), "log_checkpoints": True}},
+                          echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
-    assert sorted(runs["tags.mlflow.runName"]) == ["fold-1", "fold-2", "lstm_cv", "preprocess", result.run_name]
+    assert sorted(runs["tags.mlflow.runName"]) == sorted(
+        ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", result.run_name])
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
     assert pipeline.data.tags["model_family"] == "pipeline"
     assert pipeline.data.tags["synthetic"] == "false" and len(pipeline.data.tags["data_sha256"]) == 64
     assert pipeline.data.params["folds"] == "2" and pipeline.data.metrics["n_sequences"] == 120
-    assert "notebooks/01_preprocess.ipynb" in _artifacts(result.run_id)
+    logged = _artifacts(result.run_id)
+    assert {f"notebooks/{n}.ipynb" for n in ("01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare")} <= set(
+        logged)
+    # the compare step: its tables and figures on the pipeline run, and the HTML report
+    assert {"reports/04_compare.html", "compare/summary.csv", "compare/summary.json",
+            "compare/figures/roc_curves.png", "compare/figures/pr_curves.png", "compare/figures/fold_auc.png",
+            "compare/figures/val_auc_per_epoch.png"} <= set(logged)
+    html = (result.run_dir / "04_compare.html").read_text()
+    assert "DNABERT (pretrained)" in html and "LSTM" in html and "<img" in html
 
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id
@@ -54,6 +69,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     assert injected and result.run_id in injected[0].source
     assert (result.run_dir / "folds" / "fold-2" / "test.tsv").exists()
     _check_lstm(result, runs, tmp_path)
+    _check_dnabert(result, runs, tmp_path, checkpoint)
 
 
 def test_bad_data_stops_before_any_run(tmp_path):
@@ -153,3 +169,29 @@ def _check_lstm(result, runs, tmp_path):
     assert test.id.tolist() == logged.id.astype(str).tolist()
     assert abs(again - logged.probability.to_numpy()).max() < 1e-5
     assert (result.run_dir / "03_lstm_cv.ipynb").exists()
+
+
+def _check_dnabert(result, runs, tmp_path, checkpoint):
+    import pandas as pd
+    import torch
+
+    from rbp.data import Folds, sha256_file
+    from rbp.dnabert import encode, load_checkpoint
+
+    sha = MlflowClient().get_run(result.run_id).data.tags["data_sha256"]
+    cv, folds = _check_cv_runs(runs, result.run_id, "dnabert", 2, sha)
+    assert cv["tags.init"] == "pretrained"
+    assert cv["tags.weights_sha256"] == sha256_file(checkpoint / "pytorch_model.bin")
+    assert (folds["tags.init"] == "pretrained").all()
+    fold = folds.iloc[1]
+    files = _artifacts(fold.run_id)
+    assert {"checkpoint/model.safetensors", "checkpoint/config.json", "checkpoint/vocab.txt"} <= set(files)
+    # the logged best-epoch model loads back with from_pretrained and gives the logged predictions
+    local = mlflow.artifacts.download_artifacts(f"runs:/{fold.run_id}/checkpoint", dst_path=str(tmp_path / "dk"))
+    model = load_checkpoint(local, 3).eval()
+    logged = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{fold.run_id}/predictions.csv",
+                                                             dst_path=str(tmp_path / "dp")))
+    test = Folds(result.run_dir / "folds").split(int(fold["tags.fold"]), "test")
+    with torch.no_grad():
+        again = model(**encode(test.sequence, 3, 100)).logits.softmax(-1)[:, 1].numpy()
+    assert abs(again - logged.probability.to_numpy()).max() < 1e-5
