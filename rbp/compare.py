@@ -81,12 +81,13 @@ class CVRun:
 def model_label(tags: dict) -> str:
     """"LSTM", "DNABERT (pretrained)" / "DNABERT (scratch)", or the family name of another model."""
     family = tags.get("model_family", "") or "unknown"
+    window = f", {tags['length']} nt" if tags.get("length", "full") != "full" else ""
     if family == "lstm":
-        return "LSTM"
+        return f"LSTM ({window[2:]})" if window else "LSTM"
     if family == "dnabert":
         init = tags.get("init")
-        return f"DNABERT ({init})" if init else "DNABERT"
-    return family
+        return f"DNABERT ({init}{window})" if init else "DNABERT"
+    return family + window
 
 
 def _client():

@@ -76,6 +76,30 @@ def load_labelled(positives: str | Path, negatives: str | Path, ambiguous: str =
     return LabelledSet(table, sources)
 
 
+def center_window(sequences, length: int | None) -> list[str]:
+    """The centred `length` nt of each sequence (shorter ones unchanged); None keeps them whole."""
+    if length is None:
+        return list(sequences)
+    out = []
+    for seq in sequences:
+        start = max(0, (len(seq) - length) // 2)
+        out.append(seq[start:start + length])
+    return out
+
+
+def apply_window(table: pd.DataFrame, length: int | None, short_sequences: str = "keep") -> pd.DataFrame:
+    """Cut the centred window of `length` nt from each sequence, before tokenisation.
+
+    Sequences shorter than the window are kept whole (`keep`) or dropped (`drop`). Cutting is
+    idempotent, so applying the same window twice changes nothing.
+    """
+    if length is None:
+        return table
+    if short_sequences == "drop":
+        table = table[table.sequence.str.len() >= length]
+    return table.assign(sequence=center_window(table.sequence, length)).reset_index(drop=True)
+
+
 def make_folds(labels, folds: int, seed: int, val_fraction: float,
                test_fraction: float = 0.2) -> pd.DataFrame:
     """Split positions 0..n-1 into stratified folds; returns columns index, fold, split.
@@ -195,6 +219,8 @@ def prepare_folds(params, run_dir: str | Path) -> dict:
     """Read the data that params name and write `<run_dir>/folds`; returns the manifest."""
     run_dir = Path(run_dir)
     data = load_dataset(params, run_dir / "data")
+    n_before = len(data.table)
+    data.table = apply_window(data.table, params.length, params.short_sequences)
     assignment = make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
                             params.test_fraction)
     return write_folds(
@@ -202,7 +228,8 @@ def prepare_folds(params, run_dir: str | Path) -> dict:
         dataset=params.dataset_name, synthetic=params.synthetic, folds=params.folds,
         seed=params.seed, val_fraction=params.val_fraction,
         test_fraction=params.test_fraction if params.folds == 0 else None,
-        ambiguous=params.ambiguous,
+        ambiguous=params.ambiguous, length=params.length, short_sequences=params.short_sequences,
+        n_dropped_short=n_before - len(data.table),
     )
 
 
@@ -221,9 +248,14 @@ def describe_source(params) -> str:
 
 
 class Folds:
-    """A folds folder written by `write_folds`, as the model notebooks read it."""
+    """A folds folder written by `write_folds`, as the model notebooks read it.
 
-    def __init__(self, folds_dir: str | Path):
+    With `length`, each sequence is cut to its centred window of that many nt when read (the fold
+    assignment stays: a length sweep trains every length on the same folds); sequences shorter
+    than the window are kept whole or dropped by `short_sequences`.
+    """
+
+    def __init__(self, folds_dir: str | Path, length: int | None = None, short_sequences: str = "keep"):
         self.dir = Path(folds_dir)
         if not (self.dir / "manifest.json").is_file():
             raise RbpError(f"{self.dir}: no folds here (manifest.json missing); run 01_preprocess first")
@@ -231,6 +263,23 @@ class Folds:
         self.sequences = pd.read_csv(self.dir / "sequences.tsv", sep="\t", keep_default_na=False,
                                      dtype={"id": str})
         self.assignment = pd.read_csv(self.dir / "folds.tsv", sep="\t", dtype={"id": str})
+        self.length = length if length is not None else self.manifest.get("length")
+        if length is not None:
+            if length < self.k:
+                raise DataError(f"length: {length} nt is shorter than k = {self.k}")
+            before = len(self.sequences)
+            self.sequences = apply_window(self.sequences, length, short_sequences)
+            self.n_dropped_short = before - len(self.sequences)
+            self._check_both_classes()
+
+    def _check_both_classes(self) -> None:
+        kept = self.assignment[self.assignment.id.isin(set(self.sequences.id))]
+        for (fold, split), part in kept.groupby(["fold", "split"]):
+            if part.label.nunique() < 2:
+                raise DataError(f"length {self.length}: after dropping shorter sequences, fold {fold} "
+                                f"{split} holds only one class; use short_sequences: keep or a shorter length")
+        if kept.groupby(["fold", "split"]).ngroups < self.assignment.groupby(["fold", "split"]).ngroups:
+            raise DataError(f"length {self.length}: no sequences of that length are left in some fold")
 
     @property
     def fold_numbers(self) -> list[int]:
@@ -248,8 +297,9 @@ class Folds:
 
 def folds_for(params, folds_dir: str | Path | None, run_dir: str | Path) -> Folds:
     """The folds a model notebook trains on: those 01_preprocess wrote (`folds_dir`), or, when a
-    notebook runs on its own, the same folds made here from the same data, k and seed."""
-    if folds_dir:
-        return Folds(folds_dir)
-    prepare_folds(params, run_dir)
-    return Folds(Path(run_dir) / "folds")
+    notebook runs on its own, the same folds made here from the same data, k and seed; cut to
+    the params' `length` window."""
+    if not folds_dir:
+        prepare_folds(params, run_dir)
+        folds_dir = Path(run_dir) / "folds"
+    return Folds(folds_dir, params.length, params.short_sequences)

@@ -22,7 +22,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from transformers.utils import logging as hf_logging
 
 from rbp.config import resolve
-from rbp.data import sha256_file
+from rbp.data import center_window, sha256_file
 from rbp.errors import RbpError
 from rbp.kmers import K_RANGE, SPECIAL_TOKENS, encode_kmers, kmer_strings, kmer_vocab
 from rbp.params import DNABERTParams
@@ -422,10 +422,13 @@ class DNABERTFamily:
         return scratch_model(self.k, self.params.size, **options)
 
     def encode(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token ids and mask. A sequence with more k-mers than `max_seq_length` - 2 keeps its centred
+        part (the binding site of a CLIP peak sits in the middle), never just its start."""
         # The checkpoint's own vocab.txt wins; DNABERT's order takes the vectorised path.
         fast = self.checkpoint is None or self.checkpoint.uses_dnabert_vocab
         tokenizer = None if fast else self.checkpoint.tokenizer
-        return encode(sequences, self.k, self.params.max_seq_length, tokenizer)
+        longest = self.params.max_seq_length - 2 + self.k - 1  # nt that fit between [CLS] and [SEP]
+        return encode(center_window(sequences, longest), self.k, self.params.max_seq_length, tokenizer)
 
     def save(self, model: BertForSequenceClassification, directory: str | Path) -> Path:
         return save_checkpoint(model, directory, self.vocab)

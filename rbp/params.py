@@ -18,9 +18,10 @@ import yaml
 
 from rbp.errors import RbpError
 
-DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "folds",
-             "test_fraction", "val_fraction", "seed")
-NOTEBOOKS = ("01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare")
+DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
+             "folds", "test_fraction", "val_fraction", "seed")
+NOTEBOOKS = ("01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare", "05_length_sweep")
+MODEL_NOTEBOOKS = ("02_dnabert_cv", "03_lstm_cv")
 
 
 class _Loader(yaml.SafeLoader):
@@ -96,6 +97,11 @@ class DNABERTParams(TrainParams):
 
 
 @dataclass
+class SweepParams:
+    lengths: list[int] = field(default_factory=list)  # non-empty: the model notebooks run once per length
+
+
+@dataclass
 class Params:
     dataset: str | None = None  # MLflow experiment; null = "synthetic" or data_dir's folder name
     data_dir: str | None = None  # holds the two FASTA files; null = the built-in synthetic set
@@ -103,15 +109,18 @@ class Params:
     negatives: str = "negatives.fa"
     ambiguous: Literal["skip", "keep", "error"] = "skip"
     k: int = 3
+    length: int | None = None  # centred window of this many nt cut from each sequence; null = whole
+    short_sequences: Literal["keep", "drop"] = "keep"  # sequences shorter than `length`
     folds: int = 5  # 0 = one stratified train/test split of test_fraction
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
-    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS))
+    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS[:4]))
     lstm: LSTMParams = field(default_factory=LSTMParams)
     dnabert: DNABERTParams = field(default_factory=DNABERTParams)
+    sweep: SweepParams = field(default_factory=SweepParams)
 
     @property
     def synthetic(self) -> bool:
@@ -201,6 +210,12 @@ def _check(p: Params, source: str) -> Params:
             raise ParamsError(f"{source}: {key} {what}")
 
     need(3 <= p.k <= 6, "k", f"must be 3, 4, 5 or 6 (DNABERT's k), got {p.k}")
+    need(p.length is None or p.length >= p.k, "length", f"must be at least k = {p.k} nt, got {p.length}")
+    for length in p.sweep.lengths:
+        need(length >= p.k, "sweep.lengths", f"must each be at least k = {p.k} nt, got {length}")
+    need(len(set(p.sweep.lengths)) == len(p.sweep.lengths), "sweep.lengths", "holds a length twice")
+    need(not (p.sweep.lengths and p.length), "length",
+         "and sweep.lengths cannot both be set: the sweep sets the length of each run")
     need(p.folds == 0 or p.folds >= 2, "folds", f"must be 0 (one split) or at least 2, got {p.folds}")
     need(0 < p.test_fraction < 1, "test_fraction", f"must lie between 0 and 1, got {p.test_fraction}")
     need(0 < p.val_fraction < 1, "val_fraction", f"must lie between 0 and 1, got {p.val_fraction}")
@@ -214,7 +229,8 @@ def _check(p: Params, source: str) -> Params:
         need(t.batch_size >= 1, f"{section}.batch_size", "must be at least 1")
         need(t.lr > 0, f"{section}.lr", "must be positive")
         need(0 <= t.warmup_fraction < 1, f"{section}.warmup_fraction", "must lie in [0, 1)")
-    need(p.dnabert.max_seq_length >= 3, "dnabert.max_seq_length", "must be at least 3")
+    need(3 <= p.dnabert.max_seq_length <= 512, "dnabert.max_seq_length",
+         f"must lie between 3 and 512 tokens (DNABERT's position limit), got {p.dnabert.max_seq_length}")
     return p
 
 

@@ -20,7 +20,7 @@ from rbp import tracking
 from rbp.config import new_run_name, project_root, resolve
 from rbp.data import load_dataset, make_folds
 from rbp.errors import RbpError
-from rbp.params import Params, load_params
+from rbp.params import MODEL_NOTEBOOKS, Params, load_params
 
 
 class PipelineError(RbpError):
@@ -71,6 +71,26 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
     )
 
 
+def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
+    """Run one notebook with papermill and log it to the pipeline run, also when it fails."""
+    start = time.perf_counter()
+    echo(f"  {output.stem}: running")
+    try:
+        papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
+                                   kernel_name="python3", cwd=str(project_root()), progress_bar=False)
+    except PapermillExecutionError as exc:
+        if output.exists():
+            mlflow.log_artifact(str(output), "notebooks")
+        echo(f"  {output.stem}: failed after {time.perf_counter() - start:.0f} s")
+        raise _failure(output.stem, exc, output) from None
+    mlflow.log_artifact(str(output), "notebooks")
+    if name == "04_compare":
+        from rbp.compare import log_report  # the notebook cannot export itself while it runs
+
+        echo(f"  report: {log_report(output, run_id)}")
+    echo(f"  {output.stem}: done in {time.perf_counter() - start:.0f} s -> {output}")
+
+
 def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
                  echo=print) -> PipelineResult:
     params = load_params(resolve(params_file) if params_file else None, overrides)
@@ -96,23 +116,10 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
         run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
                       "folds_dir": str(run_dir / "folds")}
         for name in params.notebooks:
-            output = run_dir / f"{name}.ipynb"
-            values = notebook_parameters(name, params, **run_values)
-            start = time.perf_counter()
-            echo(f"  {name}: running")
-            try:
-                papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
-                                           kernel_name="python3", cwd=str(project_root()),
-                                           progress_bar=False)
-            except PapermillExecutionError as exc:
-                if output.exists():
-                    mlflow.log_artifact(str(output), "notebooks")
-                echo(f"  {name}: failed after {time.perf_counter() - start:.0f} s")
-                raise _failure(name, exc, output) from None
-            mlflow.log_artifact(str(output), "notebooks")
-            if name == "04_compare":
-                from rbp.compare import log_report  # the notebook cannot export itself while it runs
-
-                echo(f"  report: {log_report(output, run_id)}")
-            echo(f"  {name}: done in {time.perf_counter() - start:.0f} s -> {output}")
+            # A length sweep runs each model notebook once per length, on the same folds.
+            lengths = params.sweep.lengths if name in MODEL_NOTEBOOKS and params.sweep.lengths else [None]
+            for length in lengths:
+                window = {"length": length} if length else {}
+                output = run_dir / (f"{name}-{length}nt.ipynb" if length else f"{name}.ipynb")
+                _execute(name, output, notebook_parameters(name, params, **run_values, **window), run_id, echo)
     return PipelineResult(run_id, run_name, run_dir, experiment_id)

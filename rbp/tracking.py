@@ -130,15 +130,17 @@ class CVLogger:
                  log_checkpoints: bool = True, device: str = "cpu"):
         self.family, self.folds, self.cfg = family, folds, cfg
         self.log_checkpoints = log_checkpoints
-        self.run_name = f"{family.name}_cv"
+        length = folds.length
+        self.run_name = f"{family.name}_cv" + (f"-{length}nt" if length else "")
         self.parent_run_id = parent_run_id
         manifest = folds.manifest
         self.tags = house_tags(
             params.dataset_name, manifest["data_sha256"], model_family=family.name,
             folds_sha256=manifest["folds_sha256"], synthetic=str(manifest.get("synthetic", False)).lower(),
-            device=device, **family.tags)
+            device=device, length=str(length) if length else "full", **family.tags)
         self.params = {**{f"{family.name}.{k}": v for k, v in vars(cfg).items()},
                        "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
+                       "length": length, "short_sequences": params.short_sequences,
                        "dataset": params.dataset_name}
         self.results = []
         self.cv_run = None

@@ -126,3 +126,51 @@ def test_pum2_folds(pum2_dir, tmp_path):
     assert manifest["counts"] == {"total": 6202, "positives": 3101, "negatives": 3101}
     assert {f["test"] for f in manifest["fold_sizes"]} <= {1240, 1241}
     assert len(manifest["fold_sizes"]) == 5
+
+
+def test_center_window():
+    from rbp.data import center_window
+
+    assert center_window(["AAACCCGGG", "ACGT", "ACGTA"], 3) == ["CCC", "ACG", "CGT"]
+    assert center_window(["ACGTAC"], None) == ["ACGTAC"]
+    once = center_window(["ACGTACGTAA"], 5)
+    assert center_window(once, 5) == once
+
+
+def test_apply_window_keep_or_drop_short():
+    from rbp.data import apply_window
+
+    table = pd.DataFrame({"id": ["a", "b"], "sequence": ["AAACCCGGGTT", "ACGT"], "label": [1, 0]})
+    kept = apply_window(table, 5, "keep")
+    assert kept.sequence.tolist() == ["CCCGG", "ACGT"]
+    assert apply_window(table, 5, "drop").id.tolist() == ["a"]
+
+
+def test_folds_read_through_a_window_keep_their_assignment(small_data_dir, tmp_path):
+    params = load_params(overrides={"data_dir": str(small_data_dir), "folds": 3})
+    prepare_folds(params, tmp_path)
+    full, cut = Folds(tmp_path / "folds"), Folds(tmp_path / "folds", length=21)
+    for fold in full.fold_numbers:
+        a, b = full.split(fold, "test"), cut.split(fold, "test")
+        assert a.id.tolist() == b.id.tolist()
+        assert (b.sequence.str.len() == 21).all()
+        assert [s[30:51] for s in a.sequence] == b.sequence.tolist()  # the centre of 81 nt
+    assert cut.length == 21
+
+
+def test_window_errors(small_data_dir, tmp_path):
+    params = load_params(overrides={"data_dir": str(small_data_dir), "folds": 3})
+    prepare_folds(params, tmp_path)
+    with pytest.raises(DataError, match="length: 2 nt is shorter than k = 3"):
+        Folds(tmp_path / "folds", length=2)
+    with pytest.raises(DataError, match="length 90: no sequences of that length are left"):
+        Folds(tmp_path / "folds", length=90, short_sequences="drop")
+
+
+def test_preprocess_with_a_window_writes_it_everywhere(small_data_dir, tmp_path):
+    params = load_params(overrides={"data_dir": str(small_data_dir), "folds": 2, "length": 31})
+    manifest = prepare_folds(params, tmp_path)
+    assert manifest["length"] == 31 and manifest["n_dropped_short"] == 0
+    dnabert = pd.read_csv(tmp_path / "folds" / "fold-1" / "test.tsv", sep="\t")
+    assert {len(s.split(" ")) for s in dnabert.sequence} == {29}
+    assert Folds(tmp_path / "folds").length == 31

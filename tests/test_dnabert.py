@@ -310,3 +310,16 @@ def test_padding_does_not_change_logits(checkpoint_dir, attn_implementation):
     padded = logits_of(model, padded_batch)
     torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(padded[1], logits_of(model, encode([long], 3))[0], atol=1e-5, rtol=1e-5)
+
+
+def test_family_keeps_the_centre_of_sequences_longer_than_the_token_limit():
+    from rbp.dnabert import DNABERTFamily
+    from rbp.params import DNABERTParams
+
+    family = DNABERTFamily(DNABERTParams(max_seq_length=10), 3)
+    long = "A" * 20 + "CGTACGTACG" + "T" * 20  # 50 nt; 8 k-mers fit between [CLS] and [SEP]
+    ids = family.encode([long])["input_ids"][0]
+    assert len(ids) == 10 and ids[0] == 2 and ids[-1] == 3
+    centre = long[(50 - 10) // 2:(50 - 10) // 2 + 10]
+    assert centre == "CGTACGTACG"
+    assert ids.tolist() == family.encode([centre])["input_ids"][0].tolist()

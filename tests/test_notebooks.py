@@ -33,7 +33,7 @@ def test_parameter_defaults_are_the_default_params(path):
         if name in defaults:
             assert value == defaults[name], f"{path.name}: {name} = {value!r}, params say {defaults[name]!r}"
         else:
-            assert name in RUN_VALUES or name.startswith(("cv_", "compare_")), f"{path.name}: stray {name}"
+            assert name in RUN_VALUES or name.startswith(("compare_", "sweep_")), f"{path.name}: stray {name}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -45,3 +45,21 @@ def test_papermill_sees_every_parameter(path):
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     names = {node.targets[0].id for node in ast.parse(cell.source).body}
     assert set(papermill.inspect_notebook(str(path))) == names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_reassigns_a_parameter(path):
+    """`collect(globals())` reads the parameters by name: a later cell that rebinds one (an import,
+    a loop variable) would break re-running the notebook in JupyterLab."""
+    nb = nbformat.read(path, as_version=4)
+    keys = set(Params().to_dict())
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            names = []
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names = [node.id]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [(a.asname or a.name).split(".")[0] for a in node.names]
+            assert not keys.intersection(names), f"{path.name} rebinds {keys.intersection(names)}"

@@ -71,3 +71,18 @@ def test_bad_files(tmp_path):
 def test_bad_override_syntax():
     with pytest.raises(ParamsError, match="expected key=value"):
         parse_overrides(["folds"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"length": 2}, "length must be at least k = 3 nt, got 2"),
+        ({"sweep": {"lengths": [21, 21]}}, "sweep.lengths holds a length twice"),
+        ({"sweep": {"lengths": [21]}, "length": 41}, "length and sweep.lengths cannot both be set"),
+        ({"dnabert": {"max_seq_length": 600}}, "dnabert.max_seq_length must lie between 3 and 512"),
+        ({"short_sequences": "pad"}, "short_sequences must be one of 'keep', 'drop'"),
+    ],
+)
+def test_window_params(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(overrides=overrides)

@@ -195,3 +195,21 @@ def _check_dnabert(result, runs, tmp_path, checkpoint):
     with torch.no_grad():
         again = model(**encode(test.sequence, 3, 100)).logits.softmax(-1)[:, 1].numpy()
     assert abs(again - logged.probability.to_numpy()).max() < 1e-5
+
+
+def test_length_sweep_through_the_driver(small_data_dir, tmp_path):
+    result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
+                                  "output_dir": str(tmp_path / "out"), "sweep": {"lengths": [21, 41]},
+                                  "notebooks": ["01_preprocess", "02_dnabert_cv", "03_lstm_cv", "05_length_sweep"]},
+                          echo=lambda *a: None)
+    runs = mlflow.search_runs(experiment_names=["small"])
+    cv = runs[runs["tags.mlflow.parentRunId"] == result.run_id]
+    cv = cv[cv["tags.mlflow.runName"].str.contains("_cv")]
+    assert sorted(cv["tags.mlflow.runName"]) == ["dnabert_cv-21nt", "dnabert_cv-41nt", "lstm_cv-21nt", "lstm_cv-41nt"]
+    assert sorted(cv["tags.length"]) == ["21", "21", "41", "41"]
+    assert cv["tags.folds_sha256"].nunique() == 1  # every length on the same folds
+    logged = _artifacts(result.run_id)
+    assert {"sweep/auc_by_length.png", "sweep/sweep_table.csv", "notebooks/03_lstm_cv-21nt.ipynb",
+            "notebooks/05_length_sweep.ipynb"} <= set(logged)
+    table = (result.run_dir / "length_sweep.csv").read_text().splitlines()
+    assert table[0].startswith("model,length,n_folds") and len(table) == 5

@@ -1,0 +1,99 @@
+"""Training throughput of DNABERT-3 (scratch weights, same cost as pre-trained ones).
+
+Sequences per second of a training step (forward, backward, AdamW step) at batch 32 x 81 tokens,
+and the achieved TFLOP/s (6 x parameters x tokens per step / seconds). On CUDA, fp32 with eager
+attention and bf16 autocast with PyTorch's SDPA attention are measured side by side; on the CPU,
+fp32 with eager and with SDPA attention. Needs only the core of rbp.
+
+    python bench/bench_dnabert.py [--size base small] [--steps 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rbp.dnabert import encode, scratch_model
+from rbp.params import DNABERTParams
+from rbp.train import loss_of, make_optimizer, seed_everything
+
+BATCH, LENGTH = 32, 81
+
+
+def _batch(device):
+    rng = np.random.default_rng(0)
+    seqs = ["".join(row) for row in rng.choice(list("ACGT"), size=(BATCH, LENGTH))]
+    inputs = {k: v.to(device) for k, v in encode(seqs, 3, 100).items()}
+    return inputs, torch.randint(0, 2, (BATCH,), device=device)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(size: str, device: torch.device, precision: str, attention: str, steps: int) -> dict:
+    seed_everything(0)
+    model = scratch_model(3, size, attn_implementation=attention).to(device).train()
+    optimizer = make_optimizer(model, DNABERTParams())
+    inputs, labels = _batch(device)
+    tokens = int(inputs["attention_mask"].sum())
+    n_params = sum(p.numel() for p in model.parameters())
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(**inputs).logits
+        loss = loss_of(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - start) / steps
+    return {"size": size, "device": str(device), "precision": precision, "attention": attention,
+            "parameters": n_params, "step_ms": round(1000 * seconds, 1),
+            "train_seq_per_s": round(BATCH / seconds, 1),
+            "tflops": round(6 * n_params * tokens / seconds / 1e12, 3),
+            "epoch_of_4464_s": round(4464 / BATCH * seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", nargs="+", default=["small", "base"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if torch.cuda.is_available():
+        device, variants = torch.device("cuda"), [("fp32", "eager"), ("bf16", "sdpa")]
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the side-by-side
+        machine = torch.cuda.get_device_name(0)
+    else:
+        device, variants = torch.device("cpu"), [("fp32", "eager"), ("fp32", "sdpa")]
+        machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    rows = [measure(size, device, p, a, args.steps) for size in args.size for p, a in variants]
+    print(f"DNABERT-3 training throughput, batch {BATCH} x {LENGTH} nt, {date.today()}, {machine}, "
+          f"torch {torch.__version__}\n")
+    print("| size | parameters | precision | attention | step (ms) | seq/s | TFLOP/s | epoch of 4464 (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['size']} | {r['parameters'] / 1e6:.1f} M | {r['precision']} | {r['attention']} | "
+              f"{r['step_ms']} | {r['train_seq_per_s']} | {r['tflops']} | {r['epoch_of_4464_s']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"date": str(date.today()), "machine": machine, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
