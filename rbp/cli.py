@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from rbp.errors import RbpError
@@ -31,6 +32,10 @@ def _ui(args) -> int:
     os.execv(sys.executable, cmd)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rbp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=_ui)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the runs as KILLED, like Ctrl-C
     try:
         return args.func(args)
     except RbpError as exc:

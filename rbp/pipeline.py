@@ -115,11 +115,16 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
         run_dir.mkdir(parents=True, exist_ok=True)
         run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
                       "folds_dir": str(run_dir / "folds")}
-        for name in params.notebooks:
-            # A length sweep runs each model notebook once per length, on the same folds.
-            lengths = params.sweep.lengths if name in MODEL_NOTEBOOKS and params.sweep.lengths else [None]
-            for length in lengths:
-                window = {"length": length} if length else {}
-                output = run_dir / (f"{name}-{length}nt.ipynb" if length else f"{name}.ipynb")
-                _execute(name, output, notebook_parameters(name, params, **run_values, **window), run_id, echo)
+        try:
+            for name in params.notebooks:
+                # A length sweep runs each model notebook once per length, on the same folds.
+                lengths = params.sweep.lengths if name in MODEL_NOTEBOOKS and params.sweep.lengths else [None]
+                for length in lengths:
+                    window = {"length": length} if length else {}
+                    output = run_dir / (f"{name}-{length}nt.ipynb" if length else f"{name}.ipynb")
+                    values = notebook_parameters(name, params, **run_values, **window)
+                    _execute(name, output, values, run_id, echo)
+        except BaseException as exc:
+            tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
     return PipelineResult(run_id, run_name, run_dir, experiment_id)

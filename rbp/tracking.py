@@ -91,10 +91,28 @@ def run(name: str, parent_run_id: str | None = None, run_id: str | None = None, 
         active = mlflow.start_run(run_name=name, parent_run_id=parent_run_id, tags=tags)
     try:
         yield active
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
     except BaseException:
         mlflow.end_run("FAILED")
         raise
     mlflow.end_run("FINISHED")
+
+
+def close_descendants(run_id: str, status: str = "FAILED") -> list[str]:
+    """End every run still RUNNING below `run_id` (a notebook kernel that died cannot end its own)."""
+    client = MlflowClient()
+    experiment_id = client.get_run(run_id).info.experiment_id
+    closed, parents = [], [run_id]
+    while parents:
+        parent = parents.pop()
+        for child in client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'"):
+            parents.append(child.info.run_id)
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, status)
+                closed.append(child.info.run_name)
+    return closed
 
 
 def log_json(obj, artifact_file: str) -> None:

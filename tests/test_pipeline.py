@@ -95,6 +95,7 @@ def test_failing_notebook_is_logged_and_marks_the_run_failed(tmp_path, monkeypat
         run_pipeline("params/smoke.yaml", {"data_dir": str(small_data_dir)}, echo=lambda *a: None)
     run = mlflow.search_runs(experiment_names=["small"], filter_string="tags.model_family = 'pipeline'")
     assert run.status.tolist() == ["FAILED"]
+    assert "RUNNING" not in mlflow.search_runs(experiment_names=["small"]).status.tolist()
     assert "notebooks/01_preprocess.ipynb" in _artifacts(run.run_id[0])
     assert list((root / "outputs").glob("*/01_preprocess.ipynb"))
 
@@ -213,3 +214,23 @@ def test_length_sweep_through_the_driver(small_data_dir, tmp_path):
             "notebooks/05_length_sweep.ipynb"} <= set(logged)
     table = (result.run_dir / "length_sweep.csv").read_text().splitlines()
     assert table[0].startswith("model,length,n_folds") and len(table) == 5
+
+
+def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, monkeypatch):
+    """A kernel killed mid-notebook cannot end its runs: the driver ends them for it."""
+    import rbp.pipeline
+
+    def killed(name, output, values, run_id, echo):
+        # what a notebook kernel had opened (in its own process) when it was killed
+        client = MlflowClient()
+        experiment = client.get_run(run_id).info.experiment_id
+        cv = client.create_run(experiment, tags={"mlflow.parentRunId": run_id, "mlflow.runName": "lstm_cv"})
+        client.create_run(experiment, tags={"mlflow.parentRunId": cv.info.run_id, "mlflow.runName": "fold-1"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rbp.pipeline, "_execute", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "output_dir": str(tmp_path / "out")},
+                     echo=lambda *a: None)
+    runs = mlflow.search_runs(experiment_names=["small"])
+    assert sorted(runs.status) == ["KILLED", "KILLED", "KILLED"]
