@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline"}:
-    matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-sns.set_theme(style="whitegrid", context="notebook")
+import rbp.plots  # noqa: F401  (the backend choice and the seaborn theme, set once there)
 
 
 def model_palette(models) -> dict:

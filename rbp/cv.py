@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -43,26 +42,31 @@ class Callbacks:
     def fold_ended(self, result: FoldResult) -> None: ...
 
 
-def _labels(frame: pd.DataFrame) -> torch.Tensor:
-    return torch.tensor(frame.label.to_numpy(), dtype=torch.long)
-
-
 def run_fold(family, folds: Folds, fold: int, cfg: TrainParams, device: torch.device, seed: int,
-             callbacks: Callbacks | None = None, progress: bool = True) -> FoldResult:
+             callbacks: Callbacks | None = None, progress: bool = True,
+             encoded: dict[str, torch.Tensor] | None = None) -> FoldResult:
+    """Train, select the epoch on `dev`, evaluate the test fold once. `encoded`: the family's
+    tensors for all of `folds.sequences` (made here when not given)."""
     callbacks = callbacks or Callbacks()
     callbacks.fold_started(fold)
     start = time.perf_counter()
-    train, dev, test = (folds.split(fold, s) for s in ("train", "dev", "test"))
+    if encoded is None:
+        encoded = family.encode(folds.sequences.sequence)
+    labels = torch.tensor(folds.sequences.label.to_numpy(), dtype=torch.long)
+    rows = {s: torch.from_numpy(folds.positions(fold, s)) for s in ("train", "dev", "test")}
+    inputs = {s: {key: value[index] for key, value in encoded.items()} for s, index in rows.items()}
     seed_everything(seed)  # every fold starts from the same seed: same init, same batch order
     model = family.build()
     training = train_model(
-        model, family.encode(train.sequence), _labels(train), family.encode(dev.sequence), _labels(dev),
+        model, inputs["train"], labels[rows["train"]], inputs["dev"], labels[rows["dev"]],
         cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
-        name=f"{family.name} fold {fold}", progress=progress)
-    probabilities = predict(model, family.encode(test.sequence), cfg.eval_batch_size, device)
+        name=f"{family.name} fold {fold}", progress=progress, amp=getattr(family, "amp", True))
+    probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
+    model.cpu()  # K fold models must not pile up on the GPU
+    test = folds.sequences.iloc[rows["test"].numpy()]
     metrics = {f"test_{k}": v for k, v in binary_metrics(test.label, probabilities).items()}
-    predictions = pd.DataFrame({"id": test.id, "label": test.label, "probability": probabilities,
-                                "fold": fold})
+    predictions = pd.DataFrame({"id": test.id.to_numpy(), "label": test.label.to_numpy(),
+                                "probability": probabilities, "fold": fold})
     result = FoldResult(fold, training, metrics, predictions, model, time.perf_counter() - start)
     callbacks.fold_ended(result)
     return result
@@ -70,7 +74,8 @@ def run_fold(family, folds: Folds, fold: int, cfg: TrainParams, device: torch.de
 
 def cross_validate(family, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,
                    callbacks: Callbacks | None = None, progress: bool = True) -> list[FoldResult]:
-    return [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress)
+    encoded = family.encode(folds.sequences.sequence)  # once: every fold slices the same tensors
+    return [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
             for fold in folds.fold_numbers]
 
 
@@ -100,7 +105,3 @@ def history_table(results: list[FoldResult]) -> pd.DataFrame:
 
 def pooled_predictions(results: list[FoldResult]) -> pd.DataFrame:
     return pd.concat([r.predictions for r in results], ignore_index=True)
-
-
-def best_epochs(results: list[FoldResult]) -> np.ndarray:
-    return np.array([r.best_epoch for r in results])

@@ -120,8 +120,12 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
         )
     positions = np.arange(len(labels))
     if folds == 0:
-        train, test = train_test_split(positions, test_size=test_fraction, stratify=labels,
-                                       random_state=seed)
+        try:
+            train, test = train_test_split(positions, test_size=test_fraction, stratify=labels,
+                                           random_state=seed)
+        except ValueError as exc:
+            raise DataError(f"test_fraction: {test_fraction} of {len(labels)} sequences is too few for a "
+                            f"stratified test split ({exc})") from None
         parts = [(np.sort(train), np.sort(test))]
     else:
         parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels))
@@ -262,14 +266,13 @@ class Folds:
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
         self.sequences = pd.read_csv(self.dir / "sequences.tsv", sep="\t", keep_default_na=False,
                                      dtype={"id": str})
-        self.assignment = pd.read_csv(self.dir / "folds.tsv", sep="\t", dtype={"id": str})
+        self.assignment = pd.read_csv(self.dir / "folds.tsv", sep="\t", dtype={"id": str},
+                                      keep_default_na=False)
         self.length = length if length is not None else self.manifest.get("length")
         if length is not None:
             if length < self.k:
                 raise DataError(f"length: {length} nt is shorter than k = {self.k}")
-            before = len(self.sequences)
             self.sequences = apply_window(self.sequences, length, short_sequences)
-            self.n_dropped_short = before - len(self.sequences)
             self._check_both_classes()
 
     def _check_both_classes(self) -> None:
@@ -289,10 +292,14 @@ class Folds:
     def k(self) -> int:
         return int(self.manifest["k"])
 
+    def positions(self, fold: int, split: str) -> np.ndarray:
+        """Row numbers in `sequences` of one split of one fold, in the order of `sequences.tsv`."""
+        ids = self.assignment.loc[(self.assignment.fold == fold) & (self.assignment.split == split), "id"]
+        return np.flatnonzero(self.sequences.id.isin(set(ids)).to_numpy())
+
     def split(self, fold: int, split: str) -> pd.DataFrame:
         """id, sequence and label of one split of one fold, in the order of `sequences.tsv`."""
-        ids = self.assignment.loc[(self.assignment.fold == fold) & (self.assignment.split == split), "id"]
-        return self.sequences[self.sequences.id.isin(set(ids))].reset_index(drop=True)
+        return self.sequences.iloc[self.positions(fold, split)].reset_index(drop=True)
 
 
 def folds_for(params, folds_dir: str | Path | None, run_dir: str | Path) -> Folds:

@@ -365,23 +365,20 @@ def encode(
     return {"input_ids": batch["input_ids"].long(), "attention_mask": batch["attention_mask"].long()}
 
 
-def probabilities(logits) -> torch.Tensor:
-    """P(binding) per row from 2-class logits (a tensor or a transformers output with `.logits`)."""
-    logits = getattr(logits, "logits", logits)
-    return torch.softmax(logits.float(), dim=-1)[:, 1]
-
-
 # --------------------------------------------------------------------------- the model family
 
 
 class DNABERTFamily:
     """DNABERT for the training loop: `build()` a fresh model per fold, `encode()` sequences once.
 
+    `amp`: on CUDA the loop trains it under bf16 autocast.
+
     With `params.checkpoint` the directory is checked and its weights loaded once here, so a bad
     checkpoint stops the run before any fold starts; without, DNABERT's architecture from scratch.
     """
 
     name = "dnabert"
+    amp = True
 
     def __init__(self, params: DNABERTParams, k: int, *, attn_implementation: str = "sdpa"):
         _check_attention(attn_implementation)

@@ -49,6 +49,7 @@ class LSTMFamily:
     """Builds the biLSTM for each fold and encodes sequences as k-mer ids (no [CLS]/[SEP])."""
 
     name = "lstm"
+    amp = False  # cuDNN's LSTM takes bf16 only in recent releases: it trains in full precision
 
     def __init__(self, params: LSTMParams, k: int):
         self.params, self.k = params, k

@@ -34,10 +34,10 @@ def binary_metrics(labels, probabilities, threshold: float = 0.5) -> dict[str, f
 
 
 def mean_std(rows: list[dict[str, float]], keys=TEST_METRICS) -> dict[str, float]:
-    """`mean_<key>` and `std_<key>` over folds (sample std, ddof=1; 0 for a single fold)."""
+    """`mean_<key>` and `std_<key>` over folds (sample std, ddof=1; NaN for a single fold)."""
     out = {}
     for key in keys:
         values = np.array([row[key] for row in rows], dtype=float)
         out[f"mean_{key}"] = float(values.mean())
-        out[f"std_{key}"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[f"std_{key}"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
     return out

@@ -130,7 +130,9 @@ class Params:
     def dataset_name(self) -> str:
         if self.dataset:
             return self.dataset
-        return "synthetic" if self.synthetic else Path(self.data_dir).resolve().name
+        from rbp.config import resolve
+
+        return "synthetic" if self.synthetic else resolve(self.data_dir).name
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -221,6 +223,11 @@ def _check(p: Params, source: str) -> Params:
     need(0 < p.val_fraction < 1, "val_fraction", f"must lie between 0 and 1, got {p.val_fraction}")
     for name in p.notebooks:
         need(name in NOTEBOOKS, "notebooks", f"holds {name!r}; known notebooks: {', '.join(NOTEBOOKS)}")
+    models = [n for n in p.notebooks if n in MODEL_NOTEBOOKS]
+    need("04_compare" not in p.notebooks or bool(models), "notebooks",
+         "holds 04_compare but no model notebook (02_dnabert_cv, 03_lstm_cv) whose runs it could compare")
+    need("05_length_sweep" not in p.notebooks or bool(p.sweep.lengths and models), "notebooks",
+         "holds 05_length_sweep: it needs sweep.lengths and a model notebook")
     for section in ("lstm", "dnabert"):
         t = getattr(p, section)
         need(t.max_epochs >= 1, f"{section}.max_epochs", "must be at least 1")

@@ -18,9 +18,10 @@ from papermill.exceptions import PapermillExecutionError
 
 from rbp import tracking
 from rbp.config import new_run_name, project_root, resolve
-from rbp.data import load_dataset, make_folds
+from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
 from rbp.params import MODEL_NOTEBOOKS, Params, load_params
+from rbp.train import resolve_device
 
 
 class PipelineError(RbpError):
@@ -40,13 +41,26 @@ def check_inputs(params: Params):
     stops the run before anything is written."""
     with tempfile.TemporaryDirectory() as tmp:
         data = load_dataset(params, tmp)
-        make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
-                   params.test_fraction)
+    for length in [params.length, *params.sweep.lengths]:
+        try:
+            table = apply_window(data.table, length, params.short_sequences)
+            make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction)
+        except DataError as exc:
+            raise DataError(f"{exc}" + (f" (with a window of {length} nt)" if length else "")) from None
     if "02_dnabert_cv" in params.notebooks and params.dnabert.checkpoint:
-        from rbp.dnabert import read_checkpoint
+        from rbp.dnabert import DNABERTFamily
 
-        read_checkpoint(resolve(params.dnabert.checkpoint), params.k)
+        DNABERTFamily(params.dnabert, params.k)  # reads the checkpoint and loads its weights once
     return data
+
+
+def _unused_name(folder: Path, name: str) -> str:
+    """`name`, or `name-2`, `name-3`, ... when a run started in the same second owns that folder."""
+    candidate, n = name, 1
+    while (folder / candidate).exists():
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
 
 
 def notebook_path(name: str) -> Path:
@@ -78,11 +92,14 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
     try:
         papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
                                    kernel_name="python3", cwd=str(project_root()), progress_bar=False)
-    except PapermillExecutionError as exc:
+    except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists():
             mlflow.log_artifact(str(output), "notebooks")
         echo(f"  {output.stem}: failed after {time.perf_counter() - start:.0f} s")
-        raise _failure(output.stem, exc, output) from None
+        if isinstance(exc, PapermillExecutionError):
+            raise _failure(output.stem, exc, output) from None
+        raise PipelineError(f"notebook {output.stem} stopped: {type(exc).__name__}: {exc} "
+                            f"(executed notebook: {output})") from None
     mlflow.log_artifact(str(output), "notebooks")
     if name == "04_compare":
         from rbp.compare import log_report  # the notebook cannot export itself while it runs
@@ -96,11 +113,11 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
     params = load_params(resolve(params_file) if params_file else None, overrides)
     data = check_inputs(params)
     dataset = params.dataset_name
-    run_name = new_run_name(dataset)
+    run_name = _unused_name(resolve(params.output_dir), new_run_name(dataset))
     run_dir = resolve(params.output_dir) / run_name
     experiment_id = tracking.use_experiment(dataset)
     tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",
-                               synthetic=str(params.synthetic).lower(),
+                               synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
                                params_file=str(params_file or "schema defaults"))
     if params.synthetic:
         echo("No data_dir given: running on the built-in SYNTHETIC set (a smoke test, not a benchmark).")
@@ -114,7 +131,7 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
                             "n_negatives": int((data.table.label == 0).sum())})
         run_dir.mkdir(parents=True, exist_ok=True)
         run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
-                      "folds_dir": str(run_dir / "folds")}
+                      "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
         try:
             for name in params.notebooks:
                 # A length sweep runs each model notebook once per length, on the same folds.

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 from mlflow.tracking import MlflowClient
 
+import rbp.plots  # noqa: F401  (the backend choice and the seaborn theme)
 from rbp.compare import find_cv_runs, model_label
 from rbp.errors import RbpError
 from rbp.metrics import METRICS

@@ -5,7 +5,6 @@ This is the only module (with rbp.pipeline) that imports MLflow; the core runs w
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ def tracking_uri() -> str:
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///"):]).resolve() if uri.startswith("sqlite:///") else None
 
 
 def artifact_root(uri: str | None = None) -> str | None:
@@ -115,24 +114,12 @@ def close_descendants(run_id: str, status: str = "FAILED") -> list[str]:
     return closed
 
 
-def log_json(obj, artifact_file: str) -> None:
-    mlflow.log_text(json.dumps(obj, indent=2, default=str) + "\n", artifact_file)
-
-
 def log_frame(frame, artifact_file: str) -> None:
     """A DataFrame as a CSV artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(artifact_file).name
         frame.to_csv(path, index=False)
         mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
-
-
-def child_runs(parent_run_id: str, experiment_ids: list[str] | None = None):
-    """Runs whose parent is `parent_run_id`, as a DataFrame (mlflow.search_runs)."""
-    if experiment_ids is None:
-        experiment_ids = [MlflowClient().get_run(parent_run_id).info.experiment_id]
-    return mlflow.search_runs(experiment_ids=experiment_ids,
-                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
 
 
 class CVLogger:

@@ -98,10 +98,9 @@ def probability_of(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.reshape(-1))
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device, amp: bool):
     # bf16 on CUDA (no loss scaling needed); full precision on CPU, where it is the faster path here.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
 def _to(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -115,7 +114,10 @@ def _slice(tensors: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
             device: torch.device | None = None, labels: torch.Tensor | None = None):
-    """Probabilities of class 1 (numpy), and the mean loss when `labels` are given."""
+    """Probabilities of class 1 (numpy), and the mean loss when `labels` are given.
+
+    Always in full precision: epochs are chosen and test metrics computed on these scores, and
+    bf16 rounding would create ties between them."""
     device = device or next(model.parameters()).device
     model.eval()
     inputs = _to(inputs, device)
@@ -123,8 +125,7 @@ def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
     probs, loss_sum = [], 0.0
     for start in range(0, n, batch_size):
         batch = _slice(inputs, slice(start, start + batch_size))
-        with _autocast(device):
-            logits = logits_of(model, batch)
+        logits = logits_of(model, batch)
         probs.append(probability_of(logits).cpu())
         if labels is not None:
             loss_sum += float(loss_of(logits, labels[start:start + batch_size].to(device))) * len(logits)
@@ -164,8 +165,10 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
                 dev: dict[str, torch.Tensor], dev_labels: torch.Tensor, cfg: TrainParams,
                 device: torch.device, seed: int,
                 on_epoch: Callable[[EpochLog], None] | None = None, name: str = "training",
-                progress: bool = True) -> TrainResult:
-    """Train on `train`, validate on `dev` every epoch, keep and restore the best-on-validation weights."""
+                progress: bool = True, amp: bool = True) -> TrainResult:
+    """Train on `train`, validate on `dev` every epoch, keep and restore the best-on-validation weights.
+
+    `amp`: bf16 autocast for the training steps on CUDA (ignored on the CPU)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device)
@@ -190,7 +193,7 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
         loss_sum = torch.zeros((), device=device)
         for first in range(0, n, cfg.batch_size):
             index = permutation[first:first + cfg.batch_size]
-            with _autocast(device):
+            with _autocast(device, amp):
                 logits = logits_of(model, _slice(train, index))
             loss = loss_of(logits, train_labels[index])
             if not torch.isfinite(loss):

@@ -15,7 +15,6 @@ from rbp.dnabert import (
     DNABERTFamily,
     encode,
     load_checkpoint,
-    probabilities,
     read_checkpoint,
     save_checkpoint,
     scratch_config,
@@ -23,6 +22,7 @@ from rbp.dnabert import (
 )
 from rbp.kmers import kmer_vocab
 from rbp.params import DNABERTParams
+from rbp.train import probability_of
 from tests.dnabert_layout import mlm_state_dict, write_dnabert_checkpoint
 
 # DNABERT-3's ids (k-mers ordered over A, T, C, G): ACG=16, CGT=50, GTA=57, TAC=23.
@@ -252,7 +252,7 @@ def test_scratch_family_is_never_presented_as_pretrained():
     assert family.build() is not model
     batch = family.encode(SEQUENCES)
     assert batch["input_ids"].shape == (len(SEQUENCES), 16)  # 14 3-mers of the longest + [CLS], [SEP]
-    probs = probabilities(logits_of(model, batch))
+    probs = probability_of(logits_of(model, batch))
     assert probs.shape == (len(SEQUENCES),) and bool(((probs > 0) & (probs < 1)).all())
 
 

@@ -10,7 +10,7 @@ def test_default_yaml_is_the_schema_default():
     assert set(yaml.safe_load((ROOT / "params" / "default.yaml").read_text())) == set(Params().to_dict())
 
 
-@pytest.mark.parametrize("name", ["default", "smoke", "paper"])
+@pytest.mark.parametrize("name", ["default", "smoke", "paper", "lstm_tuned", "length_sweep"])
 def test_shipped_params_load(name):
     load_params(ROOT / "params" / f"{name}.yaml")
 
@@ -48,6 +48,8 @@ def test_int_accepted_for_float():
         ({"val_fraction": 1.5}, "val_fraction must lie between 0 and 1"),
         ({"dnabert": 3}, "dnabert must be a mapping"),
         ({"notebooks": ["05_magic"]}, "notebooks holds '05_magic'"),
+        ({"notebooks": ["01_preprocess", "04_compare"]}, "holds 04_compare but no model notebook"),
+        ({"notebooks": ["01_preprocess", "03_lstm_cv", "05_length_sweep"]}, "05_length_sweep: it needs sweep"),
     ],
 )
 def test_bad_params_name_the_key(overrides, message):

@@ -40,7 +40,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
         ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", result.run_name])
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
-    assert pipeline.data.tags["model_family"] == "pipeline"
+    assert pipeline.data.tags["model_family"] == "pipeline" and pipeline.data.tags["device"] == "cpu"
     assert pipeline.data.tags["synthetic"] == "false" and len(pipeline.data.tags["data_sha256"]) == 64
     assert pipeline.data.params["folds"] == "2" and pipeline.data.metrics["n_sequences"] == 120
     logged = _artifacts(result.run_id)
@@ -56,6 +56,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id
     assert child["tags.mlflow.runName"] == "preprocess" and child.status == "FINISHED"
+    assert child["tags.device"] == "cpu" and child["tags.model_family"] == "data"
     assert child["tags.data_sha256"] == pipeline.data.tags["data_sha256"]
     assert child["metrics.n_sequences"] == 120 and child["metrics.n_folds"] == 2
     files = _artifacts(child.run_id)

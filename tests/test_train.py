@@ -100,7 +100,10 @@ def test_loop_restores_the_best_validation_epoch():
     data = {"x": torch.ones(40), "y": y}
     cfg = TrainParams(max_epochs=6, patience=3, optimizer="sgd", lr=0.1, batch_size=8)
 
+    weights = {}
+
     def tick(log):
+        weights[log.epoch] = float(model.w)
         model.epoch = log.epoch + 1
 
     model.epoch = 1
@@ -110,6 +113,8 @@ def test_loop_restores_the_best_validation_epoch():
     aucs = [log.val_auc for log in result.history]
     assert result.best_epoch == int(np.argmax(aucs)) + 1 == 2
     assert len(result.history) == 5 and result.stopped_early
+    assert len(set(weights.values())) == 5  # the weights moved every epoch ...
+    assert float(model.w) == weights[2]  # ... and those of the best validation epoch came back
 
 
 class _NaN(nn.Module):
