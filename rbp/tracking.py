@@ -192,3 +192,33 @@ class CVLogger:
         mlflow.log_metrics(summary(self.results))
         log_frame(fold_table(self.results), "fold_metrics.csv")
         log_frame(pooled_predictions(self.results), "oof_predictions.csv")
+
+
+def log_preprocess(params, manifest: dict, folds_dir: str | Path, figures: dict, parent_run_id: str | None,
+                   run_name: str) -> str:
+    """The `preprocess` run (under the pipeline run when there is one): data params, counts, the
+    manifest, the fold table and the figures. Returns its run id."""
+    from rbp.params import DATA_KEYS
+    from rbp.train import resolve_device
+
+    tags = house_tags(params.dataset_name, manifest["data_sha256"], model_family="data",
+                      synthetic=str(params.synthetic).lower(), folds_sha256=manifest["folds_sha256"],
+                      device=str(resolve_device(params.device)))
+    sizes = manifest["fold_sizes"]
+    with run("preprocess" if parent_run_id else run_name, parent_run_id=parent_run_id, tags=tags) as active:
+        mlflow.log_params({**{key: getattr(params, key) for key in DATA_KEYS}, "dataset": params.dataset_name})
+        mlflow.log_metrics({
+            "n_sequences": manifest["counts"]["total"],
+            "n_positives": manifest["counts"]["positives"],
+            "n_negatives": manifest["counts"]["negatives"],
+            "n_skipped_ambiguous": sum(i["skipped_ambiguous"] for i in manifest["inputs"].values()),
+            "n_dropped_short": manifest.get("n_dropped_short", 0),
+            "n_folds": len(sizes),
+            "test_fold_min": min(f["test"] for f in sizes),
+            "test_fold_max": max(f["test"] for f in sizes),
+        })
+        mlflow.log_dict(manifest, "folds/manifest.json")
+        mlflow.log_artifact(str(Path(folds_dir) / "folds.tsv"), "folds")
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"figures/{name}.png")
+    return active.info.run_id
