@@ -19,10 +19,10 @@ help: ## list the targets
 	@echo
 	@echo "  variables: PARAMS=params/default.yaml  ARGS='-p data_dir=... -p folds=5'  PYTEST_ARGS='-k fasta'"
 
-# The environment is (re)built only when pyproject.toml or constraints.txt change.
+# The environment is created on first use and updated in place only when pyproject.toml or
+# constraints.txt change: never deleted, so a running kernel or job keeps working meanwhile.
 $(VENV)/.installed: pyproject.toml constraints.txt
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
+	test -f $(VENV)/pyvenv.cfg || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
