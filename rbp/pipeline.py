@@ -6,6 +6,7 @@ into `outputs/<run-name>/`, and logged to the pipeline run, also when it fails.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,10 +79,12 @@ def notebook_parameters(name: str, params: Params, **run_values) -> dict:
 
 
 def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineError:
-    evalue = str(exc.evalue).strip().splitlines()
+    # An error without a message (or one IPython could not format) still names its last line.
+    lines = str(exc.evalue).strip().splitlines() or [
+        re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (exc.traceback or [])[-1:]]
     return PipelineError(
         f"notebook {name} failed in cell [{exc.exec_count}]: {exc.ename}: "
-        f"{evalue[0] if evalue else ''} (executed notebook: {output})"
+        f"{lines[0] if lines else ''} (executed notebook: {output})"
     )
 
 

@@ -235,3 +235,17 @@ def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, mo
                      echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs.status) == ["KILLED", "KILLED", "KILLED"]
+
+
+def test_failure_message_without_an_error_value_names_the_last_traceback_line():
+    from pathlib import Path
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from rbp.pipeline import _failure
+
+    exc = PapermillExecutionError(5, 6, "src", "CellExecutionError", "",
+                                  ["...", "\x1b[0;31mModuleNotFoundError\x1b[0m: No module named 'x'"])
+    assert str(_failure("03_lstm_cv", exc, Path("o.ipynb"))) == (
+        "notebook 03_lstm_cv failed in cell [6]: CellExecutionError: ModuleNotFoundError: No module named 'x' "
+        "(executed notebook: o.ipynb)")
