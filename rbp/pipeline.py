@@ -55,13 +55,18 @@ def check_inputs(params: Params):
     return data
 
 
-def _unused_name(folder: Path, name: str) -> str:
-    """`name`, or `name-2`, `name-3`, ... when a run started in the same second owns that folder."""
-    candidate, n = name, 1
-    while (folder / candidate).exists():
-        n += 1
-        candidate = f"{name}-{n}"
-    return candidate
+def _claim_run_dir(folder: Path, name: str) -> Path:
+    """Create `folder/name`, or `name-2`, `name-3`, ... when a run started in the same second owns
+    it; mkdir is atomic, so two pipelines never share an output folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = folder / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise PipelineError(f"output_dir: {folder} holds too many runs named {name}*")
 
 
 def notebook_path(name: str) -> Path:
@@ -116,9 +121,9 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
     params = load_params(resolve(params_file) if params_file else None, overrides)
     data = check_inputs(params)
     dataset = params.dataset_name
-    run_name = _unused_name(resolve(params.output_dir), new_run_name(dataset))
-    run_dir = resolve(params.output_dir) / run_name
     experiment_id = tracking.use_experiment(dataset)
+    run_dir = _claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
+    run_name = run_dir.name
     tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",
                                synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
                                params_file=str(params_file or "schema defaults"))
@@ -132,7 +137,6 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
         mlflow.log_metrics({"n_sequences": len(data.table),
                             "n_positives": int(data.table.label.sum()),
                             "n_negatives": int((data.table.label == 0).sum())})
-        run_dir.mkdir(parents=True, exist_ok=True)
         run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
                       "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
         try:

@@ -249,3 +249,10 @@ def test_failure_message_without_an_error_value_names_the_last_traceback_line():
     assert str(_failure("03_lstm_cv", exc, Path("o.ipynb"))) == (
         "notebook 03_lstm_cv failed in cell [6]: CellExecutionError: ModuleNotFoundError: No module named 'x' "
         "(executed notebook: o.ipynb)")
+
+
+def test_run_folders_are_claimed_once(tmp_path):
+    from rbp.pipeline import _claim_run_dir
+
+    first, second = _claim_run_dir(tmp_path, "pum2-x"), _claim_run_dir(tmp_path, "pum2-x")
+    assert (first.name, second.name) == ("pum2-x", "pum2-x-2") and second.is_dir()
