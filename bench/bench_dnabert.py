@@ -11,14 +11,12 @@ fp32 with eager and with SDPA attention. Needs only the core of rbp.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import report, sync
 
 from rbp.dnabert import encode, scratch_model
 from rbp.params import DNABERTParams
@@ -32,11 +30,6 @@ def _batch(device):
     seqs = ["".join(row) for row in rng.choice(list("ACGT"), size=(BATCH, LENGTH))]
     inputs = {k: v.to(device) for k, v in encode(seqs, 3, 100).items()}
     return inputs, torch.randint(0, 2, (BATCH,), device=device)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(size: str, device: torch.device, precision: str, attention: str, steps: int) -> dict:
@@ -57,11 +50,11 @@ def measure(size: str, device: torch.device, precision: str, attention: str, ste
 
     for _ in range(3):
         step()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync(device)
     seconds = (time.perf_counter() - start) / steps
     return {"size": size, "device": str(device), "precision": precision, "attention": attention,
             "parameters": n_params, "step_ms": round(1000 * seconds, 1),
@@ -79,20 +72,13 @@ def main() -> None:
     if torch.cuda.is_available():
         device, variants = torch.device("cuda"), [("fp32", "eager"), ("bf16", "sdpa")]
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the side-by-side
-        machine = torch.cuda.get_device_name(0)
     else:
         device, variants = torch.device("cpu"), [("fp32", "eager"), ("fp32", "sdpa")]
-        machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     rows = [measure(size, device, p, a, args.steps) for size in args.size for p, a in variants]
-    print(f"DNABERT-3 training throughput, batch {BATCH} x {LENGTH} nt, {date.today()}, {machine}, "
-          f"torch {torch.__version__}\n")
-    print("| size | parameters | precision | attention | step (ms) | seq/s | TFLOP/s | epoch of 4464 (s) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['size']} | {r['parameters'] / 1e6:.1f} M | {r['precision']} | {r['attention']} | "
-              f"{r['step_ms']} | {r['train_seq_per_s']} | {r['tflops']} | {r['epoch_of_4464_s']} |")
-    if args.json:
-        args.json.write_text(json.dumps({"date": str(date.today()), "machine": machine, "rows": rows}, indent=2))
+    report(f"DNABERT-3 training throughput, batch {BATCH} x {LENGTH} nt",
+           {"size": "size", "parameters": "parameters", "precision": "precision", "attention": "attention",
+            "step_ms": "step (ms)", "train_seq_per_s": "seq/s", "tflops": "TFLOP/s",
+            "epoch_of_4464_s": "epoch of 4464 (s)"}, rows, args.json)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ and the paper params, on the CPU and, when torch sees one, on CUDA. Needs only t
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import report, sync
 
 from rbp.lstm import LSTMFamily
 from rbp.params import load_params
@@ -30,11 +28,6 @@ N_TRAIN, LENGTH = 4464, 81
 def _sequences(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     return ["".join(row) for row in rng.choice(list("ACGT"), size=(n, LENGTH))]
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(params_name: str, device: torch.device, batches: int) -> dict:
@@ -58,18 +51,18 @@ def measure(params_name: str, device: torch.device, batches: int) -> dict:
 
     for i in range(3):  # warm-up
         step(i)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for i in range(steps):
         step(i)
-    _sync(device)
+    sync(device)
     train_rate = steps * cfg.batch_size / (time.perf_counter() - start)
 
     predict(model, inputs, cfg.eval_batch_size, device)  # warm-up
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     predict(model, inputs, cfg.eval_batch_size, device)
-    _sync(device)
+    sync(device)
     eval_rate = N_TRAIN / (time.perf_counter() - start)
     return {"params": params_name, "device": str(device), "batch_size": cfg.batch_size,
             "train_seq_per_s": round(train_rate, 1), "eval_seq_per_s": round(eval_rate, 1),
@@ -83,17 +76,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    machine = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else
-               f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     rows = [measure(name, device, args.batches) for device in devices for name in args.params]
-    print(f"biLSTM throughput, {date.today()}, {machine}, torch {torch.__version__}\n")
-    print("| params | device | batch | training (seq/s) | evaluation (seq/s) | epoch of 4464 (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['params']} | {r['device']} | {r['batch_size']} | {r['train_seq_per_s']} | "
-              f"{r['eval_seq_per_s']} | {r['epoch_seconds']} |")
-    if args.json:
-        args.json.write_text(json.dumps({"date": str(date.today()), "machine": machine, "rows": rows}, indent=2))
+    report("biLSTM throughput", {"params": "params", "device": "device", "batch_size": "batch",
+                                 "train_seq_per_s": "training (seq/s)", "eval_seq_per_s": "evaluation (seq/s)",
+                                 "epoch_seconds": "epoch of 4464 (s)"}, rows, args.json)
 
 
 if __name__ == "__main__":
