@@ -25,17 +25,11 @@ import pandas as pd
 from scipy import stats
 
 from rbp.errors import RbpError
+from rbp.metrics import TEST_METRICS, format_mean_std
 
 # Fold-run metric -> the column stem of the summary table, in the order the table shows them.
-METRICS = {
-    "test_auc": "roc_auc",
-    "test_auprc": "auprc",
-    "test_acc": "accuracy",
-    "test_f1": "f1",
-    "test_mcc": "mcc",
-    "test_precision": "precision",
-    "test_recall": "recall",
-}
+# The test metrics of rbp.metrics, under the column names of the summary table.
+METRICS = dict(zip(TEST_METRICS, ("roc_auc", "auprc", "accuracy", "f1", "mcc", "precision", "recall"), strict=True))
 METRIC_TITLES = {"roc_auc": "ROC AUC", "auprc": "AUPRC", "accuracy": "accuracy", "f1": "F1",
                  "mcc": "MCC", "precision": "precision", "recall": "recall"}
 NOT_MODELS = {"pipeline", "data"}  # model_family values of runs that are not CV runs
@@ -323,7 +317,7 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     def cell(mean, std):
         if pd.isna(mean):
             return ""
-        return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+        return format_mean_std(mean, None if pd.isna(std) else std, digits)
 
     out = pd.DataFrame({"model": table["model"], "source": table["source"],
                         "folds": table["n_folds"].map(lambda n: "" if pd.isna(n) else str(int(n)))})

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from rbp.data import Folds
-from rbp.metrics import METRICS, binary_metrics, mean_std
+from rbp.metrics import METRICS, binary_metrics, format_mean_std, mean_std
 from rbp.params import TrainParams
 from rbp.train import EpochLog, TrainResult, predict, seed_everything, train_model
 
@@ -94,7 +94,7 @@ def summary_table(results: list[FoldResult]) -> pd.DataFrame:
     """Per metric: mean, std and 'mean ± std' over folds, for a notebook."""
     s = summary(results)
     rows = [{"metric": m, "mean": s[f"mean_test_{m}"], "std": s[f"std_test_{m}"],
-             "mean ± std": f"{s[f'mean_test_{m}']:.4f} ± {s[f'std_test_{m}']:.4f}"} for m in METRICS]
+             "mean ± std": format_mean_std(s[f"mean_test_{m}"], s[f"std_test_{m}"])} for m in METRICS]
     return pd.DataFrame(rows)
 
 

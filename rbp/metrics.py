@@ -33,6 +33,11 @@ def binary_metrics(labels, probabilities, threshold: float = 0.5) -> dict[str, f
     }
 
 
+def format_mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """'mean ± std' for a table; the mean alone where there is no spread (one fold, a reported figure)."""
+    return f"{mean:.{digits}f}" + ("" if std is None or np.isnan(std) else f" ± {std:.{digits}f}")
+
+
 def mean_std(rows: list[dict[str, float]], keys=TEST_METRICS) -> dict[str, float]:
     """`mean_<key>` and `std_<key>` over folds (sample std, ddof=1; NaN for a single fold)."""
     out = {}

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 import rbp.plots  # noqa: F401  (the backend choice and the seaborn theme)
 from rbp.compare import find_cv_runs, model_label
 from rbp.errors import RbpError
-from rbp.metrics import METRICS
+from rbp.metrics import METRICS, format_mean_std
 
 
 def sweep_table(pipeline_run_id: str) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def sweep_table(pipeline_run_id: str) -> pd.DataFrame:
 
 def auc_by_length(table: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """Models as columns, lengths as rows, cells 'mean ± std' of the test metric."""
-    cells = table.assign(cell=[f"{m:.4f} ± {s:.4f}" for m, s in
+    cells = table.assign(cell=[format_mean_std(m, s) for m, s in
                                zip(table[f"mean_test_{metric}"], table[f"std_test_{metric}"], strict=True)])
     return cells.pivot(index="length", columns="model", values="cell")
 

@@ -23,3 +23,10 @@ def test_mean_std_uses_sample_std():
     assert out["mean_test_auc"] == pytest.approx(0.9)
     assert out["std_test_auc"] == pytest.approx(np.std([0.8, 0.9, 1.0], ddof=1))
     assert np.isnan(mean_std(rows[:1])["std_test_f1"])  # one fold has no spread to report
+
+
+def test_format_mean_std():
+    from rbp.metrics import format_mean_std
+
+    assert format_mean_std(0.94612, 0.00718) == "0.9461 ± 0.0072"
+    assert format_mean_std(0.9411, float("nan")) == format_mean_std(0.9411, None) == "0.9411"
