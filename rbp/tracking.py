@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from rbp.config import project_root
@@ -42,16 +43,21 @@ def use_experiment(name: str) -> str:
     """
     uri = tracking_uri()
     db = _sqlite_path(uri)
+    lock = nullcontext()
     if db:
+        # Runs started side by side on a new store would each create its tables (and the same
+        # experiment): one process at a time does that, the others then find them.
         db.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(db.parent / ".mlflow.db.lock")
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        root = artifact_root(uri)
-        experiment_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
-    else:
-        experiment_id = experiment.experiment_id
+    with lock:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            root = artifact_root(uri)
+            experiment_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        else:
+            experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
