@@ -2,7 +2,9 @@
 
 Batches are sliced from pre-built tensors; each epoch ends with a validation pass (loss and ROC
 AUC); early stopping watches the validation AUC, and the best-on-validation weights are restored at
-the end. The test fold is never seen here: callers evaluate it once, with `predict`, afterwards.
+the end. With `ema_decay` set, an exponential moving average of the weights is what gets validated,
+kept and restored: it smooths the step-to-step noise that makes a small validation split pick a
+lucky epoch. The test fold is never seen here: callers evaluate it once, with `predict`, afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from rbp.errors import RbpError
@@ -182,6 +185,10 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     stopper = EarlyStopping(cfg.patience, cfg.min_epochs)
     result = TrainResult(best_epoch=0, best_val_auc=-math.inf)
     best_state = None
+    # The model that is validated and kept: the trained one, or the moving average of its weights.
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+           if cfg.ema_decay else None)
+    kept = ema.module if ema is not None else model
     dev_labels_np = dev_labels.cpu().numpy()
 
     bar = tqdm(range(1, cfg.max_epochs + 1), desc=name, unit="epoch", disable=not progress,
@@ -205,8 +212,10 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.detach() * len(index)
-        dev_probs, val_loss = predict(model, dev, cfg.eval_batch_size, device, dev_labels)
+        dev_probs, val_loss = predict(kept, dev, cfg.eval_batch_size, device, dev_labels)
         if not np.isfinite(dev_probs).all():
             raise TrainingError(f"{name}: validation predictions are not finite in epoch {epoch}")
         log = EpochLog(epoch=epoch, train_loss=float(loss_sum) / n, val_loss=val_loss,
@@ -216,7 +225,7 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
         if on_epoch:
             on_epoch(log)
         if stopper.update(epoch, log.val_auc):
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         bar.set_postfix(loss=f"{log.train_loss:.3f}", val_auc=f"{log.val_auc:.4f}",
                         best=stopper.best_epoch)
         if stopper.should_stop(epoch):

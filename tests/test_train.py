@@ -117,6 +117,56 @@ def test_loop_restores_the_best_validation_epoch():
     assert float(model.w) == weights[2]  # ... and those of the best validation epoch came back
 
 
+class _SharedClock(_Scripted):
+    """_Scripted whose epoch is shared with copies of it (the moving average is a copy), and which
+    records the weight that every training step starts from."""
+
+    clock = 1
+
+    @property
+    def epoch(self):
+        return type(self).clock
+
+    @epoch.setter
+    def epoch(self, value):
+        type(self).clock = value
+
+    def forward(self, x, y):
+        if self.training:
+            self.seen.append(float(self.w))
+        return super().forward(x, y)
+
+
+def test_moving_average_of_the_weights_is_validated_and_restored():
+    qualities = [0.2, 0.9, 0.5, 0.4, 0.3, 0.3]
+    y = torch.tensor([0, 1] * 20)
+    data = {"x": torch.ones(40), "y": y}
+    cfg = TrainParams(max_epochs=6, patience=3, optimizer="sgd", lr=0.1, batch_size=8)
+
+    def train(decay):
+        model = _SharedClock(qualities)
+        model.seen = []
+        model.epoch = 1
+
+        def tick(log):
+            model.epoch = log.epoch + 1
+
+        result = train_model(model, data, y, data, y, replace(cfg, ema_decay=decay), CPU, seed=0, on_epoch=tick,
+                             progress=False)
+        return model, result
+
+    plain, plain_result = train(None)
+    averaged, result = train(0.9)
+    assert result.best_epoch == plain_result.best_epoch == 2
+    # Raw weights after each of the first 2 epochs' 10 steps; the average starts at the first of them.
+    after_step = plain.seen[1:11]
+    ema = after_step[0]
+    for w in after_step[1:]:
+        ema = 0.9 * ema + 0.1 * w
+    assert float(averaged.w) == pytest.approx(ema, rel=1e-5)
+    assert float(averaged.w) != pytest.approx(float(plain.w), rel=1e-3)  # not the raw weights of epoch 2
+
+
 class _NaN(nn.Module):
     def __init__(self):
         super().__init__()
