@@ -201,7 +201,8 @@ def test_schedules_warm_up_then_decay(schedule, expected):
     assert seen == pytest.approx(expected)
 
 
-def test_dnabert_checkpoint_fine_tunes_on_a_separable_problem(tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_dnabert_checkpoint_fine_tunes_on_a_separable_problem(tmp_path, ema_decay):
     from rbp.dnabert import DNABERTFamily
     from rbp.params import DNABERTParams
     from tests.dnabert_layout import write_dnabert_checkpoint
@@ -209,7 +210,7 @@ def test_dnabert_checkpoint_fine_tunes_on_a_separable_problem(tmp_path):
     folds = _separable_folds(tmp_path)
     checkpoint = write_dnabert_checkpoint(tmp_path / "dnabert", k=3, hidden=32, layers=2, heads=2)
     cfg = DNABERTParams(checkpoint=str(checkpoint), lr=1e-3, batch_size=16, max_epochs=6, patience=6,
-                        warmup_fraction=0.1)
+                        warmup_fraction=0.1, ema_decay=ema_decay)
     family = DNABERTFamily(cfg, 3)
     result = run_fold(family, folds, 1, cfg, CPU, seed=0, progress=False)
     assert result.metrics["test_auc"] > 0.95, result.training.history
