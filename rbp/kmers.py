@@ -99,3 +99,16 @@ def encode_kmers(
     out[:, 1 : 1 + ids.shape[1]] = ids[:, : out.shape[1] - 2]
     out[np.arange(len(sequences)), n_kmers + 1] = SEP_ID
     return out
+
+
+def mask_kmers(ids, fraction: float, generator):
+    """A copy of a batch of token ids (torch) with about `fraction` of its k-mer tokens set to `[MASK]`.
+
+    A training-time augmentation (word dropout): `[PAD]`, `[CLS]`, `[SEP]` and `[UNK]` stay as they are.
+    `generator` is a torch.Generator on the ids' device, so that a seed fixes the masks.
+    """
+    import torch
+
+    draw = torch.rand(ids.shape, generator=generator, device=ids.device)
+    return ids.masked_fill((ids >= len(SPECIAL_TOKENS)) & (draw < fraction), MASK_ID)
+

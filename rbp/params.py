@@ -66,6 +66,7 @@ class TrainParams:
     warmup_fraction: float = 0.0  # share of all steps spent warming the learning rate up
     grad_clip: float | None = None  # max gradient norm; null = no clipping
     ema_decay: float | None = None  # validate and keep an exponential moving average of the weights; null = off
+    mask_fraction: float = 0.0  # share of k-mer tokens replaced by [MASK] in each training batch
 
 
 @dataclass
@@ -237,6 +238,7 @@ def _check(p: Params, source: str) -> Params:
         need(t.batch_size >= 1, f"{section}.batch_size", "must be at least 1")
         need(t.lr > 0, f"{section}.lr", "must be positive")
         need(0 <= t.warmup_fraction < 1, f"{section}.warmup_fraction", "must lie in [0, 1)")
+        need(0 <= t.mask_fraction < 1, f"{section}.mask_fraction", f"must lie in [0, 1), got {t.mask_fraction}")
         need(t.ema_decay is None or 0 < t.ema_decay < 1, f"{section}.ema_decay",
              f"must lie between 0 and 1 (e.g. 0.998), or be null for none; got {t.ema_decay}")
     need(3 <= p.dnabert.max_seq_length <= 512, "dnabert.max_seq_length",

@@ -4,7 +4,10 @@ Batches are sliced from pre-built tensors; each epoch ends with a validation pas
 AUC); early stopping watches the validation AUC, and the best-on-validation weights are restored at
 the end. With `ema_decay` set, an exponential moving average of the weights is what gets validated,
 kept and restored: it smooths the step-to-step noise that makes a small validation split pick a
-lucky epoch. The test fold is never seen here: callers evaluate it once, with `predict`, afterwards.
+lucky epoch. With `mask_fraction` set, that share of the k-mer tokens of every training batch is
+replaced by `[MASK]` (validation and test see whole sequences).
+
+The test fold is never seen here: callers evaluate it once, with `predict`, afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from rbp.errors import RbpError
+from rbp.kmers import mask_kmers
 from rbp.params import TrainParams
 
 
@@ -182,6 +186,7 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     optimizer = make_optimizer(model, cfg)
     schedule = make_schedule(optimizer, cfg, steps_per_epoch * cfg.max_epochs)
     order = torch.Generator().manual_seed(seed)
+    masks = torch.Generator(device=device).manual_seed(seed + 1)
     stopper = EarlyStopping(cfg.patience, cfg.min_epochs)
     result = TrainResult(best_epoch=0, best_val_auc=-math.inf)
     best_state = None
@@ -200,8 +205,11 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
         loss_sum = torch.zeros((), device=device)
         for first in range(0, n, cfg.batch_size):
             index = permutation[first:first + cfg.batch_size]
+            batch = _slice(train, index)
+            if cfg.mask_fraction:
+                batch["input_ids"] = mask_kmers(batch["input_ids"], cfg.mask_fraction, masks)
             with _autocast(device, amp):
-                logits = logits_of(model, _slice(train, index))
+                logits = logits_of(model, batch)
             loss = loss_of(logits, train_labels[index])
             if not torch.isfinite(loss):
                 raise TrainingError(f"{name}: the training loss became {loss.item()} in epoch {epoch}; "

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rbp.errors import RbpError
-from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab, write_vocab
+from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab, mask_kmers, write_vocab
 
 
 def test_vocab_matches_dnabert_ids():
@@ -65,3 +65,19 @@ def test_kmer_strings_are_dnabert_format():
 def test_unsupported_k():
     with pytest.raises(RbpError, match="k: 7 is not supported"):
         kmer_vocab(7)
+
+
+def test_mask_kmers_masks_only_kmer_tokens_at_about_the_fraction():
+    import torch
+
+    from rbp.kmers import CLS_ID, MASK_ID, PAD_ID, SEP_ID, UNK_ID
+
+    ids = torch.from_numpy(encode_kmers(["ACGTNACGTACGT" * 20, "ACGT" * 10], 3))
+    masked = mask_kmers(ids, 0.3, torch.Generator().manual_seed(0))
+    changed = masked != ids
+    assert (masked[changed] == MASK_ID).all()
+    assert not changed[(ids == PAD_ID) | (ids == CLS_ID) | (ids == SEP_ID) | (ids == UNK_ID)].any()
+    share = changed.sum().item() / (ids >= 5).sum().item()
+    assert 0.2 < share < 0.4
+    assert torch.equal(mask_kmers(ids, 0.0, torch.Generator().manual_seed(0)), ids)
+    assert torch.equal(mask_kmers(ids, 0.3, torch.Generator().manual_seed(0)), masked)

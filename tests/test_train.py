@@ -37,9 +37,11 @@ def _separable_folds(tmp_path, n=120, seed=0) -> Folds:
     return Folds(tmp_path / "folds")
 
 
-def test_loop_learns_a_separable_problem(tmp_path):
+@pytest.mark.parametrize("mask_fraction", [0.0, 0.15])
+def test_loop_learns_a_separable_problem(tmp_path, mask_fraction):
     folds = _separable_folds(tmp_path)
-    result = run_fold(LSTMFamily(TINY, 3), folds, 1, TINY, CPU, seed=0, progress=False)
+    cfg = replace(TINY, mask_fraction=mask_fraction)
+    result = run_fold(LSTMFamily(cfg, 3), folds, 1, cfg, CPU, seed=0, progress=False)
     assert result.metrics["test_auc"] > 0.95
     assert result.training.best_val_auc > 0.95
     assert len(result.predictions) == len(folds.split(1, "test"))
