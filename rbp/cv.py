@@ -80,14 +80,17 @@ def cross_validate(family, folds: Folds, cfg: TrainParams, device: torch.device,
 
 
 def fold_table(results: list[FoldResult]) -> pd.DataFrame:
-    """One row per fold: fold, best epoch, seconds and the seven test metrics."""
-    return pd.DataFrame([{"fold": r.fold, "best_epoch": r.best_epoch, "seconds": round(r.seconds, 1),
-                          **r.metrics} for r in results])
+    """One row per fold: fold, best epoch and its validation AUC, seconds and the seven test metrics."""
+    return pd.DataFrame([{"fold": r.fold, "best_epoch": r.best_epoch, "best_val_auc": r.training.best_val_auc,
+                          "seconds": round(r.seconds, 1), **r.metrics} for r in results])
 
 
 def summary(results: list[FoldResult]) -> dict[str, float]:
-    """`mean_test_*` and `std_test_*` over folds, and `n_folds`."""
-    return {**mean_std([r.metrics for r in results]), "n_folds": len(results)}
+    """`mean_test_*` and `std_test_*` over folds, `mean_best_val_auc` and `std_best_val_auc` (the
+    figure to compare training recipes on: it never looks at a test fold), and `n_folds`."""
+    validation = [{"best_val_auc": r.training.best_val_auc} for r in results]
+    return {**mean_std([r.metrics for r in results]), **mean_std(validation, keys=("best_val_auc",)),
+            "n_folds": len(results)}
 
 
 def summary_table(results: list[FoldResult]) -> pd.DataFrame:

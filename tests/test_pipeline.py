@@ -131,6 +131,8 @@ def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):
         assert 0 <= cv[f"metrics.mean_test_{m}"] <= 1 or m == "mcc"
         assert cv[f"metrics.std_test_{m}"] >= 0
     assert {"fold_metrics.csv", "oof_predictions.csv"} <= set(_artifacts(cv.run_id))
+    folds = runs[runs["tags.mlflow.parentRunId"] == cv.run_id].sort_values("tags.mlflow.runName")
+    assert cv["metrics.mean_best_val_auc"] == pytest.approx(folds["metrics.best_val_auc"].mean())
     oof = mlflow.artifacts.load_text(f"runs:/{cv.run_id}/oof_predictions.csv").splitlines()
     assert oof[0] == "id,label,probability,fold" and len(oof) == 121  # every sequence once
     folds = runs[runs["tags.mlflow.parentRunId"] == cv.run_id].sort_values("tags.mlflow.runName")
