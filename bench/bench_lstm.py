@@ -1,7 +1,7 @@
 """Throughput of the biLSTM: a training epoch and an evaluation pass, in sequences per second.
 
-Runs on PUM2-shaped input (81 nt, the size of one training part: 4464 sequences) for the default
-and the paper params, on the CPU and, when torch sees one, on CUDA. Needs only the core of rbp
+Runs on PUM2-shaped input (81 nt, the size of one training part: 4464 sequences) for the default,
+the paper and the tuned params, on the CPU and, when torch sees one, on CUDA. Needs only the core of rbp
 (no MLflow, no papermill). Prints a Markdown table and writes JSON next to it with --json.
 
     python bench/bench_lstm.py [--batches 40] [--json out.json]
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from common import report, sync
 
+from rbp.kmers import mask_kmers
 from rbp.lstm import LSTMFamily
 from rbp.params import load_params
 from rbp.train import loss_of, make_optimizer, predict, seed_everything
@@ -40,10 +41,14 @@ def measure(params_name: str, device: torch.device, batches: int) -> dict:
     optimizer = make_optimizer(model, cfg)
     model.train()
     steps = min(batches, N_TRAIN // cfg.batch_size)
+    masks = torch.Generator(device=device).manual_seed(0)
 
     def step(i):
         index = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-        logits = model(input_ids=inputs["input_ids"][index])  # full precision, as the loop trains it
+        ids = inputs["input_ids"][index]
+        if cfg.mask_fraction:  # as the loop does it
+            ids = mask_kmers(ids, cfg.mask_fraction, masks)
+        logits = model(input_ids=ids)  # full precision, as the loop trains it
         loss = loss_of(logits, labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -72,7 +77,7 @@ def measure(params_name: str, device: torch.device, batches: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40, help="training batches timed per setting")
-    parser.add_argument("--params", nargs="+", default=["default", "paper"])
+    parser.add_argument("--params", nargs="+", default=["default", "paper", "lstm_tuned"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
