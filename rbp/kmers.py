@@ -111,4 +111,3 @@ def mask_kmers(ids, fraction: float, generator):
 
     draw = torch.rand(ids.shape, generator=generator, device=ids.device)
     return ids.masked_fill((ids >= len(SPECIAL_TOKENS)) & (draw < fraction), MASK_ID)
-

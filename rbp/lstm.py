@@ -66,9 +66,14 @@ class LSTMFamily:
 
     def describe(self) -> str:
         p = self.params
+        extras = ""
+        if p.mask_fraction:
+            extras += f", {p.mask_fraction:.0%} of the k-mers of each training batch masked"
+        if p.ema_decay:
+            extras += f", a moving average of the weights (decay {p.ema_decay})"
         return (f"Bidirectional LSTM: {p.num_layers} layers of {p.hidden_size} units over {p.embedding_dim}-d "
                 f"embeddings of {self.k}-mers, {p.optimizer} lr {p.lr}, batch {p.batch_size}, "
-                f"up to {p.max_epochs} epochs (patience {p.patience}).")
+                f"up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
 
     def save(self, model: BiLSTMClassifier, directory: str | Path) -> Path:
         """The weights plus what rebuilds the model: `load_checkpoint` reads it back."""

@@ -41,3 +41,12 @@ def test_checkpoint_round_trip(tmp_path):
     assert k == 4
     with torch.no_grad():
         assert torch.equal(model(ids), again(ids))
+
+
+def test_describe_names_the_training_recipe():
+    from rbp.params import load_params
+    from tests.conftest import ROOT
+
+    tuned = LSTMFamily(load_params(ROOT / "params" / "lstm_tuned.yaml").lstm, 3).describe()
+    assert "rmsprop lr 0.0002" in tuned and "30% of the k-mers of each training batch masked" in tuned
+    assert "masked" not in LSTMFamily(load_params(ROOT / "params" / "paper.yaml").lstm, 3).describe()
