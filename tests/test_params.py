@@ -50,6 +50,8 @@ def test_int_accepted_for_float():
         ({"notebooks": ["05_magic"]}, "notebooks holds '05_magic'"),
         ({"notebooks": ["01_preprocess", "04_compare"]}, "holds 04_compare but no model notebook"),
         ({"notebooks": ["01_preprocess", "03_lstm_cv", "05_length_sweep"]}, "05_length_sweep: it needs sweep"),
+        ({"lstm": {"mask_fraction": 1.0}}, r"lstm.mask_fraction must lie in \[0, 1\), got 1.0"),
+        ({"dnabert": {"ema_decay": 1.5}}, "dnabert.ema_decay must lie between 0 and 1 .*got 1.5"),
     ],
 )
 def test_bad_params_name_the_key(overrides, message):
