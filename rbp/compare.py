@@ -27,8 +27,7 @@ from scipy import stats
 from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS, format_mean_std
 
-# Fold-run metric -> the column stem of the summary table, in the order the table shows them.
-# The test metrics of rbp.metrics, under the column names of the summary table.
+# Fold-run metric (rbp.metrics.TEST_METRICS) -> the column stem of the summary table, in table order.
 METRICS = dict(zip(TEST_METRICS, ("roc_auc", "auprc", "accuracy", "f1", "mcc", "precision", "recall"), strict=True))
 METRIC_TITLES = {"roc_auc": "ROC AUC", "auprc": "AUPRC", "accuracy": "accuracy", "f1": "F1",
                  "mcc": "MCC", "precision": "precision", "recall": "recall"}
