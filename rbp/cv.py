@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from rbp.data import Folds
-from rbp.metrics import METRICS, binary_metrics, format_mean_std, mean_std
+from rbp.families import ModelFamily
+from rbp.metrics import TEST_METRICS, binary_metrics, summarize_folds
 from rbp.params import TrainParams
 from rbp.train import EpochLog, TrainResult, predict, seed_everything, train_model
 
@@ -42,7 +43,7 @@ class Callbacks:
     def fold_ended(self, result: FoldResult) -> None: ...
 
 
-def run_fold(family, folds: Folds, fold: int, cfg: TrainParams, device: torch.device, seed: int,
+def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, device: torch.device, seed: int,
              callbacks: Callbacks | None = None, progress: bool = True,
              encoded: dict[str, torch.Tensor] | None = None) -> FoldResult:
     """Train, select the epoch on `dev`, evaluate the test fold once. `encoded`: the family's
@@ -60,7 +61,7 @@ def run_fold(family, folds: Folds, fold: int, cfg: TrainParams, device: torch.de
     training = train_model(
         model, inputs["train"], labels[rows["train"]], inputs["dev"], labels[rows["dev"]],
         cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
-        name=f"{family.name} fold {fold}", progress=progress, amp=getattr(family, "amp", True))
+        name=f"{family.name} fold {fold}", progress=progress, amp=family.amp)
     probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
     model.cpu()  # K fold models must not pile up on the GPU
     test = folds.sequences.iloc[rows["test"].numpy()]
@@ -72,7 +73,7 @@ def run_fold(family, folds: Folds, fold: int, cfg: TrainParams, device: torch.de
     return result
 
 
-def cross_validate(family, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,
+def cross_validate(family: ModelFamily, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,
                    callbacks: Callbacks | None = None, progress: bool = True) -> list[FoldResult]:
     encoded = family.encode(folds.sequences.sequence)  # once: every fold slices the same tensors
     return [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
@@ -88,17 +89,7 @@ def fold_table(results: list[FoldResult]) -> pd.DataFrame:
 def summary(results: list[FoldResult]) -> dict[str, float]:
     """`mean_test_*` and `std_test_*` over folds, `mean_best_val_auc` and `std_best_val_auc` (the
     figure to compare training recipes on: it never looks at a test fold), and `n_folds`."""
-    validation = [{"best_val_auc": r.training.best_val_auc} for r in results]
-    return {**mean_std([r.metrics for r in results]), **mean_std(validation, keys=("best_val_auc",)),
-            "n_folds": len(results)}
-
-
-def summary_table(results: list[FoldResult]) -> pd.DataFrame:
-    """Per metric: mean, std and 'mean ± std' over folds, for a notebook."""
-    s = summary(results)
-    rows = [{"metric": m, "mean": s[f"mean_test_{m}"], "std": s[f"std_test_{m}"],
-             "mean ± std": format_mean_std(s[f"mean_test_{m}"], s[f"std_test_{m}"])} for m in METRICS]
-    return pd.DataFrame(rows)
+    return {**summarize_folds(fold_table(results), (*TEST_METRICS, "best_val_auc")), "n_folds": len(results)}
 
 
 def history_table(results: list[FoldResult]) -> pd.DataFrame:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from functools import cache
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 
@@ -37,10 +36,6 @@ def kmer_vocab(k: int) -> tuple[str, ...]:
     """DNABERT's vocabulary for k: the special tokens, then the 4**k k-mers."""
     check_k(k)
     return SPECIAL_TOKENS + tuple("".join(p) for p in product(ALPHABET, repeat=k))
-
-
-def write_vocab(path: str | Path, k: int) -> None:
-    Path(path).write_text("\n".join(kmer_vocab(k)) + "\n")
 
 
 def kmers(sequence: str, k: int) -> list[str]:

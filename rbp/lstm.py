@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from rbp.errors import RbpError
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
 from rbp.params import LSTMParams
 
@@ -53,7 +54,6 @@ class LSTMFamily:
 
     def __init__(self, params: LSTMParams, k: int):
         self.params, self.k = params, k
-        self.tags: dict[str, str] = {}
 
     def build(self) -> BiLSTMClassifier:
         p = self.params
@@ -63,6 +63,9 @@ class LSTMFamily:
     def encode(self, sequences) -> dict[str, torch.Tensor]:
         ids = encode_kmers(list(sequences), self.k, add_special_tokens=False)
         return {"input_ids": torch.from_numpy(ids)}
+
+    def tags(self) -> dict[str, str]:
+        return {}
 
     def describe(self) -> str:
         p = self.params
@@ -76,7 +79,7 @@ class LSTMFamily:
                 f"up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
 
     def save(self, model: BiLSTMClassifier, directory: str | Path) -> Path:
-        """The weights plus what rebuilds the model: `load_checkpoint` reads it back."""
+        """The weights plus what rebuilds the model (its sizes and k): `load` reads it back."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / CHECKPOINT
@@ -85,13 +88,14 @@ class LSTMFamily:
                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
         return path
 
-
-def load_checkpoint(path: str | Path) -> tuple[BiLSTMClassifier, int]:
-    """A saved biLSTM (model.pt, or the folder holding it) and its k."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = BiLSTMClassifier(**saved["config"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), int(saved["k"])
+    def load(self, directory: str | Path) -> BiLSTMClassifier:
+        """A biLSTM saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
+        path = Path(directory)
+        if path.is_dir():
+            path = path / CHECKPOINT
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if int(saved["k"]) != self.k:
+            raise RbpError(f"{path}: a biLSTM over {saved['k']}-mers, but this family encodes {self.k}-mers")
+        model = BiLSTMClassifier(**saved["config"])
+        model.load_state_dict(saved["state_dict"])
+        return model.eval()

@@ -17,11 +17,12 @@ from typing import Literal
 import yaml
 
 from rbp.errors import RbpError
+from rbp.families import FAMILIES
 
 DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
              "folds", "test_fraction", "val_fraction", "seed")
-NOTEBOOKS = ("01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare", "05_length_sweep")
-MODEL_NOTEBOOKS = ("02_dnabert_cv", "03_lstm_cv")
+MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
+NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep")
 
 
 class _Loader(yaml.SafeLoader):
@@ -227,10 +228,10 @@ def _check(p: Params, source: str) -> Params:
         need(name in NOTEBOOKS, "notebooks", f"holds {name!r}; known notebooks: {', '.join(NOTEBOOKS)}")
     models = [n for n in p.notebooks if n in MODEL_NOTEBOOKS]
     need("04_compare" not in p.notebooks or bool(models), "notebooks",
-         "holds 04_compare but no model notebook (02_dnabert_cv, 03_lstm_cv) whose runs it could compare")
+         f"holds 04_compare but no model notebook ({', '.join(MODEL_NOTEBOOKS)}) whose runs it could compare")
     need("05_length_sweep" not in p.notebooks or bool(p.sweep.lengths and models), "notebooks",
          "holds 05_length_sweep: it needs sweep.lengths and a model notebook")
-    for section in ("lstm", "dnabert"):
+    for section in FAMILIES:
         t = getattr(p, section)
         need(t.max_epochs >= 1, f"{section}.max_epochs", "must be at least 1")
         need(0 <= t.min_epochs <= t.max_epochs, f"{section}.min_epochs", "must lie between 0 and max_epochs")
@@ -306,6 +307,29 @@ def load_params(path: str | Path | None = None, overrides: dict | list[str] | No
 
 
 def collect(namespace: dict, source: str = "notebook parameters") -> Params:
-    """The parameters a notebook defines (its `parameters` cell plus what papermill injected)."""
-    keys = typing.get_type_hints(Params)
-    return from_dict({k: namespace[k] for k in keys if k in namespace}, source)
+    """The parameters a notebook defines (its `parameters` cell plus what papermill injected).
+
+    Only plain values (None, numbers, strings, lists, mappings) count as parameters: a notebook may
+    rebind a parameter's name to an object of its own (`folds = Folds(...)`, `device = torch.device(...)`)
+    and run this cell again; the value collected the first time then stands for that name.
+    """
+    first = namespace.setdefault(_COLLECTED, {})
+    values = {}
+    for key in typing.get_type_hints(Params):
+        if key in namespace and _plain(namespace[key]):
+            values[key] = namespace[key]
+        elif key in first:
+            values[key] = first[key]
+    first.update(values)
+    return from_dict(values, source)
+
+
+_COLLECTED = "_rbp_collected_parameters"
+
+
+def _plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)

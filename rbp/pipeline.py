@@ -1,7 +1,8 @@
 """The pipeline driver: check params and data, open the pipeline run, execute the notebooks.
 
 Each notebook is executed with papermill (kernel `python3`, working directory the project root)
-into `outputs/<run-name>/`, and logged to the pipeline run, also when it fails.
+into `outputs/<run-name>/`, and logged to the pipeline run, also when it fails. The executed compare
+notebook is exported to an HTML report here (a notebook cannot export itself while papermill runs it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rbp import tracking
 from rbp.config import new_run_name, project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
-from rbp.params import MODEL_NOTEBOOKS, Params, load_params
+from rbp.families import NOTEBOOK_FAMILY, make_family
+from rbp.params import Params, load_params
 from rbp.train import resolve_device
 
 
@@ -48,10 +50,9 @@ def check_inputs(params: Params):
             make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction)
         except DataError as exc:
             raise DataError(f"{exc}" + (f" (with a window of {length} nt)" if length else "")) from None
-    if "02_dnabert_cv" in params.notebooks and params.dnabert.checkpoint:
-        from rbp.dnabert import DNABERTFamily
-
-        DNABERTFamily(params.dnabert, params.k)  # reads the checkpoint and loads its weights once
+    for name in params.notebooks:
+        if name in NOTEBOOK_FAMILY:  # a family checks its settings (DNABERT: reads and loads its checkpoint)
+            make_family(NOTEBOOK_FAMILY[name], params)
     return data
 
 
@@ -110,10 +111,34 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
                             f"(executed notebook: {output})") from None
     mlflow.log_artifact(str(output), "notebooks")
     if name == "04_compare":
-        from rbp.compare import log_report  # the notebook cannot export itself while it runs
-
         echo(f"  report: {log_report(output, run_id)}")
     echo(f"  {output.stem}: done in {time.perf_counter() - start:.0f} s -> {output}")
+
+
+def export_html(notebook_path: str | Path, html_path: str | Path | None = None,
+                exclude_input: bool = False) -> Path:
+    """An executed notebook as a standalone HTML page (figures embedded); returns its path."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook_path = Path(notebook_path)
+    if not notebook_path.is_file():
+        raise RbpError(f"{notebook_path}: no notebook to export")
+    html_path = Path(html_path) if html_path else notebook_path.with_suffix(".html")
+    exporter = HTMLExporter(exclude_input=exclude_input, exclude_input_prompt=exclude_input,
+                            exclude_output_prompt=exclude_input)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def log_report(notebook_path: str | Path, run_id: str, html_path: str | Path | None = None,
+               exclude_input: bool = True, artifact_path: str = "reports") -> Path:
+    """Export an executed notebook (the compare step) to HTML beside it and log it to run `run_id`."""
+    html = export_html(notebook_path, html_path, exclude_input)
+    mlflow.MlflowClient().log_artifact(run_id, str(html), artifact_path)
+    return html
 
 
 def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
@@ -142,7 +167,7 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
         try:
             for name in params.notebooks:
                 # A length sweep runs each model notebook once per length, on the same folds.
-                lengths = params.sweep.lengths if name in MODEL_NOTEBOOKS and params.sweep.lengths else [None]
+                lengths = params.sweep.lengths if name in NOTEBOOK_FAMILY and params.sweep.lengths else [None]
                 for length in lengths:
                     window = {"length": length} if length else {}
                     output = run_dir / (f"{name}-{length}nt.ipynb" if length else f"{name}.ipynb")

@@ -77,7 +77,7 @@ def git_commit() -> str:
 
 
 def house_tags(dataset: str, data_sha256: str | None = None, **extra) -> dict:
-    """The tags every run carries (design.md): dataset, data_sha256, git_commit, and the rest."""
+    """The tags every run carries: dataset, data_sha256, git_commit, and the rest."""
     tags = {"dataset": dataset, "git_commit": git_commit(), **extra}
     if data_sha256:
         tags["data_sha256"] = data_sha256
@@ -148,7 +148,7 @@ class CVLogger:
         self.tags = house_tags(
             params.dataset_name, manifest["data_sha256"], model_family=family.name,
             folds_sha256=manifest["folds_sha256"], synthetic=str(manifest.get("synthetic", False)).lower(),
-            device=device, length=str(length) if length else "full", **family.tags)
+            device=device, length=str(length) if length else "full", **family.tags())
         self.params = {**{f"{family.name}.{k}": v for k, v in vars(cfg).items()},
                        "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
                        "length": length, "short_sequences": params.short_sequences,

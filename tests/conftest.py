@@ -1,4 +1,6 @@
-"""Shared fixtures: every test logs to a temporary MLflow store, never to the user's mlruns/."""
+"""Shared fixtures. A test that logs asks for `mlflow_store` (a temporary store, copied from one
+migrated template); no test can reach the user's mlruns/: the session points MLflow at a scratch
+store first. Tests marked `slow` (papermill, subprocesses) are left out by `make test-quick`."""
 
 from __future__ import annotations
 
@@ -16,6 +18,20 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _never_the_users_store(tmp_path_factory):
+    """Without `mlflow_store`, anything that logs by mistake lands in a scratch store, not in mlruns/.
+    Setting the variable costs nothing: no store is created unless something logs."""
+    scratch = tmp_path_factory.mktemp("stray-mlflow") / "mlflow.db"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}"
+    yield
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 @pytest.fixture(scope="session")
 def _migrated_db(tmp_path_factory) -> Path:
     """Creating a sqlite store runs its migrations (seconds): do it once, copy it per test."""
@@ -26,8 +42,9 @@ def _migrated_db(tmp_path_factory) -> Path:
     return db
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def mlflow_store(tmp_path, monkeypatch, _migrated_db) -> Path:
+    """A fresh MLflow store for one test, made the active one."""
     import mlflow
 
     store = tmp_path / "mlruns"

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertConfig, BertForMaskedLM
 
-from rbp.kmers import kmer_vocab, write_vocab
+from rbp.kmers import kmer_vocab
 
 SPECIAL_TOKENS_MAP = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
                       "mask_token": "[MASK]"}
@@ -96,7 +96,7 @@ def write_dnabert_checkpoint(
     directory.mkdir(parents=True, exist_ok=True)
     config = dnabert_config(k, hidden, layers, heads)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    write_vocab(directory / "vocab.txt", k)
+    (directory / "vocab.txt").write_text("\n".join(kmer_vocab(k)) + "\n")
     if lowercase_config:
         (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "max_len": 512}))
     (directory / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS_MAP))

@@ -9,17 +9,8 @@ import torch
 from transformers import BertForSequenceClassification, BertTokenizer
 
 from rbp.data import sha256_file
-from rbp.dnabert import (
-    SIZES,
-    DNABERTError,
-    DNABERTFamily,
-    encode,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-    scratch_config,
-    scratch_model,
-)
+from rbp.dnabert import SIZES, DNABERTFamily, encode, scratch_config, scratch_model
+from rbp.dnabert_checkpoint import DNABERTError, load_checkpoint, read_checkpoint, save_checkpoint
 from rbp.kmers import kmer_vocab
 from rbp.params import DNABERTParams
 from rbp.train import probability_of
@@ -71,7 +62,7 @@ def test_family_from_checkpoint_tags_hash_and_fresh_models(checkpoint_dir):
     assert torch.equal(torch.rand(3), expected_next), "creating the family must not move the caller's RNG"
 
     assert family.name == "dnabert" and family.pretrained
-    assert family.tags == {"init": "pretrained", "checkpoint": str(checkpoint_dir.resolve()),
+    assert family.tags() == {"init": "pretrained", "checkpoint": str(checkpoint_dir.resolve()),
                            "weights_sha256": sha256_file(checkpoint_dir / "pytorch_model.bin")}
     assert "pre-trained checkpoint" in family.describe() and "NOT" not in family.describe()
     assert "new, randomly initialised classification head" in family.describe()
@@ -242,7 +233,7 @@ def test_scratch_config_is_dnabert_architecture(size, k):
 def test_scratch_family_is_never_presented_as_pretrained():
     family = DNABERTFamily(DNABERTParams(size="small", hidden_dropout=0.25), k=3)
     assert not family.pretrained
-    assert family.tags == {"init": "scratch", "size": "small"}
+    assert family.tags() == {"init": "scratch", "size": "small"}
     assert "**NOT pre-trained**" in family.describe() and "\n" not in family.describe()
     torch.manual_seed(0)
     model = family.build()

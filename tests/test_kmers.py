@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rbp.errors import RbpError
-from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab, mask_kmers, write_vocab
+from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab, mask_kmers
 
 
 def test_vocab_matches_dnabert_ids():
@@ -20,10 +20,9 @@ def test_vocab_sizes(k):
     assert vocab[5] == "A" * k and vocab[-1] == "G" * k
 
 
-def test_write_vocab_is_dnabert_vocab_txt(tmp_path):
-    write_vocab(tmp_path / "vocab.txt", 3)
-    lines = (tmp_path / "vocab.txt").read_text().splitlines()
-    assert len(lines) == 69 and lines[2] == "[CLS]" and lines[16] == "ACG"
+def test_vocab_is_dnabert_vocab_txt():
+    lines = kmer_vocab(3)
+    assert len(lines) == 69 and lines[2] == "[CLS]" and lines[16] == "ACG" and lines[50] == "CGT"
 
 
 def test_encode_adds_cls_sep_and_pads():

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from rbp.lstm import BiLSTMClassifier, LSTMFamily, load_checkpoint
+from rbp.errors import RbpError
+from rbp.lstm import BiLSTMClassifier, LSTMFamily
 from rbp.params import LSTMParams
 
 
@@ -36,11 +38,13 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(1)
     model = family.build().eval()
     family.save(model, tmp_path)
-    again, k = load_checkpoint(tmp_path)
+    again = LSTMFamily(LSTMParams(), 4).load(tmp_path)  # the saved sizes win over the params'
     ids = family.encode(["ACGTACGTTT", "GGGCCCAAATT"])["input_ids"]
-    assert k == 4
+    assert not again.training
     with torch.no_grad():
         assert torch.equal(model(ids), again(ids))
+    with pytest.raises(RbpError, match="a biLSTM over 4-mers, but this family encodes 3-mers"):
+        LSTMFamily(params, 3).load(tmp_path)
 
 
 def test_describe_names_the_training_recipe():

@@ -48,17 +48,21 @@ def test_papermill_sees_every_parameter(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_cell_reassigns_a_parameter(path):
-    """`collect(globals())` reads the parameters by name: a later cell that rebinds one (an import,
-    a loop variable) would break re-running the notebook in JupyterLab."""
+def test_parameter_names_are_rebound_only_to_objects(path):
+    """`collect(globals())` takes a parameter's name for the parameter while it holds a plain value: a
+    cell may rebind it to an object it makes (`folds = Folds(...)`), never to a plain value (a loop
+    variable, an import, a constant) that a re-run of the notebook would take for the parameter."""
     nb = nbformat.read(path, as_version=4)
     keys = set(Params().to_dict())
     for cell in nb.cells:
         if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
             continue
-        for node in ast.walk(ast.parse(cell.source)):
+        tree = ast.parse(cell.source)
+        made = {id(target) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call) for target in node.targets}
+        for node in ast.walk(tree):
             names = []
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and id(node) not in made:
                 names = [node.id]
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [(a.asname or a.name).split(".")[0] for a in node.names]

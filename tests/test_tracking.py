@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from rbp import tracking
@@ -10,6 +11,7 @@ from tests.conftest import ROOT
 CREATE = "from rbp.tracking import use_experiment; print(use_experiment('pum2'))"
 
 
+@pytest.mark.slow
 def test_runs_started_side_by_side_share_a_new_store(tmp_path):
     """Several processes opening a store that does not exist yet: one creates it, all use it."""
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"

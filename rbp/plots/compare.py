@@ -1,12 +1,10 @@
-"""Figures of the model comparison (seaborn on matplotlib); each function returns a Figure.
+"""Figures of the model comparison; each function returns a Figure.
 
-Inputs are the DataFrames rbp.compare loads, keyed by model label; a model keeps its colour in
+Inputs are the DataFrames rbp.runs loads, keyed by model label; a model keeps its colour in
 every figure.
 """
 
 from __future__ import annotations
-
-import io
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -14,7 +12,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-import rbp.plots  # noqa: F401  (the backend choice and the seaborn theme, set once there)
+from rbp.metrics import metric as registered
 
 
 def model_palette(models) -> dict:
@@ -62,8 +60,9 @@ def pr_curves(oof_by_model: dict[str, pd.DataFrame], palette: dict | None = None
 
 
 def fold_metric(fold_metrics_by_model: dict[str, pd.DataFrame], metric: str = "test_auc",
-                title: str = "Test ROC AUC per fold", palette: dict | None = None):
+                palette: dict | None = None):
     """Each fold's score per model; grey lines join a fold across models (the comparison is paired)."""
+    title = f"{registered(metric).title} per fold"
     palette = palette or model_palette(fold_metrics_by_model)
     data = pd.concat([frame[["fold", metric]].assign(model=model)
                       for model, frame in _present(fold_metrics_by_model).items()], ignore_index=True)
@@ -79,7 +78,7 @@ def fold_metric(fold_metrics_by_model: dict[str, pd.DataFrame], metric: str = "t
     for _, row in data.iterrows():
         ax.annotate(str(int(row.fold)), (position[row.model], row[metric]), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize="x-small", color="grey")
-    ax.set(title=title, xlabel="", ylabel=metric.replace("_", " "))
+    ax.set(title=title[0].upper() + title[1:], xlabel="", ylabel=registered(metric).title)
     fig.tight_layout()
     return fig
 
@@ -107,19 +106,8 @@ def epoch_history(history_by_model: dict[str, pd.DataFrame], metric: str = "val_
     return fig
 
 
-def show(figures: dict) -> None:
-    """Display each figure once in a notebook, whatever the matplotlib backend (Agg in tests)."""
-    from IPython.display import Image, display
-
-    for figure in figures.values():
-        png = io.BytesIO()
-        figure.savefig(png, format="png", dpi=100, bbox_inches="tight")
-        display(Image(data=png.getvalue(), format="png"))
-        plt.close(figure)  # the inline backend would show it a second time; it can still be logged
-
-
 def comparison_figures(results: dict) -> dict:
-    """The four figures of the compare notebook, from rbp.compare.load_results' output."""
+    """The four figures of the compare notebook, from rbp.runs.load_results' output."""
     palette = model_palette(results)
     return {
         "roc_curves": roc_curves({m: r.oof for m, r in results.items()}, palette),

@@ -1,18 +1,13 @@
-"""Figures (seaborn on matplotlib); each function returns a Figure to show or log."""
+"""What the sequences of a data set look like: classes, lengths, a motif's occurrence."""
 
 from __future__ import annotations
 
-import matplotlib
-
-if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline"}:
-    matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
 from rbp.motifs import PUMILIO, motif_share
 
-sns.set_theme(style="whitegrid", context="notebook")
 CLASS_NAMES = {1: "positive", 0: "negative"}
 
 
@@ -46,25 +41,5 @@ def motif_occurrence(table: pd.DataFrame, motif: str = PUMILIO):
     ax.set(title=f"Sequences with {motif}", xlabel="", ylabel="share of sequences", ylim=(0, 1))
     for container in ax.containers:
         ax.bar_label(container, fmt="%.2f")
-    fig.tight_layout()
-    return fig
-
-
-def learning_curves(history: pd.DataFrame, title: str = ""):
-    """Training and validation loss and validation AUC per epoch, one line per fold; the best
-    (selected) epoch of each fold is marked on the AUC panel."""
-    data = history.assign(fold=history.fold.astype(str))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for ax, metric, label in zip(axes, ("train_loss", "val_loss", "val_auc"),
-                                 ("training loss", "validation loss", "validation ROC AUC"), strict=True):
-        sns.lineplot(data=data, x="epoch", y=metric, hue="fold", marker="o", markersize=3, ax=ax,
-                     legend=metric == "val_auc")
-        ax.set(title=label, ylabel="", xlabel="epoch")
-    best = data.loc[data.groupby("fold").val_auc.idxmax()]
-    axes[2].scatter(best.epoch, best.val_auc, s=80, facecolors="none", edgecolors="black",
-                    label="selected epoch", zorder=5)
-    axes[2].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     return fig

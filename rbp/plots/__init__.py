@@ -1,0 +1,38 @@
+"""Every figure of the project (seaborn on matplotlib), in one place and one theme.
+
+Each function returns a Figure to show or log: `data` (what the sequences look like), `training`
+(learning curves), `compare` (the model comparison) and `sweep` (metric against window length).
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline"}:
+    matplotlib.use("Agg")  # headless by default; notebooks keep their inline backend
+import matplotlib.pyplot as plt
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def show(figures: dict) -> None:
+    """Display each figure once in a notebook, whatever the matplotlib backend (Agg in tests)."""
+    from IPython.display import Image, display
+
+    for figure in figures.values():
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=100, bbox_inches="tight")
+        display(Image(data=png.getvalue(), format="png"))
+        plt.close(figure)  # the inline backend would show it a second time; it can still be logged
+
+
+from rbp.plots.compare import comparison_figures  # noqa: E402
+from rbp.plots.data import class_balance, length_distribution, motif_occurrence  # noqa: E402
+from rbp.plots.sweep import plot_sweep  # noqa: E402
+from rbp.plots.training import learning_curves  # noqa: E402
+
+__all__ = ["class_balance", "comparison_figures", "learning_curves", "length_distribution", "motif_occurrence",
+           "plot_sweep", "show"]

@@ -1,0 +1,252 @@
+"""Reading what cross-validations logged to MLflow: find the CV runs of a pipeline run, load their
+fold metrics, out-of-fold predictions and per-epoch histories. `compare` and `sweep` read through here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rbp.errors import RbpError
+from rbp.families import FAMILIES
+from rbp.metrics import TEST_METRICS
+
+NOT_MODELS = {"pipeline", "data"}  # model_family values of runs that are not CV runs
+
+
+@dataclass(frozen=True)
+class CVRun:
+    """One model's cross-validation run (the parent of its fold runs)."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    status: str
+    tags: dict = field(hash=False, compare=False)
+
+    @property
+    def family(self) -> str:
+        return self.tags.get("model_family", "")
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.tags.get("mlflow.parentRunId")
+
+    @property
+    def folds_sha256(self) -> str | None:
+        return self.tags.get("folds_sha256")
+
+    @property
+    def label(self) -> str:
+        return model_label(self.tags)
+
+
+def model_label(tags: dict) -> str:
+    """The family's label with what sets the run apart: "LSTM", "DNABERT (pretrained)",
+    "DNABERT (scratch, 41 nt)", or the family name of an unregistered model."""
+    family = tags.get("model_family", "") or "unknown"
+    name = FAMILIES[family].label if family in FAMILIES else family
+    details = [tags["init"]] if tags.get("init") else []
+    if tags.get("length", "full") != "full":
+        details.append(f"{tags['length']} nt")
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def get_run(run_id: str, what: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_run(run_id)
+    except MlflowException:
+        raise RbpError(f"{what} {run_id!r}: no such run in the MLflow store {client().tracking_uri}") from None
+
+
+def _search(experiment_ids: list[str], filter_string: str, **kwargs) -> list:
+    return list(client().search_runs(experiment_ids, filter_string, max_results=5000, **kwargs))
+
+
+def latest_pipeline_run(experiment: str) -> str:
+    """The id of the most recently started pipeline run (tag model_family = pipeline) of `experiment`."""
+    found = client().get_experiment_by_name(experiment)
+    if found is None:
+        raise RbpError(f"MLflow experiment {experiment!r} does not exist in {client().tracking_uri}: "
+                       "set dataset (or compare_run_id) to the experiment of the run to compare")
+    runs = _search([found.experiment_id], "tags.model_family = 'pipeline'",
+                   order_by=["attributes.start_time DESC"])
+    if not runs:
+        raise RbpError(f"MLflow experiment {experiment!r} has no pipeline run (tag model_family = "
+                       "pipeline): run `rbp run` first, or pass compare_cv_run_ids")
+    return runs[0].info.run_id
+
+
+def _cv_run(run) -> CVRun:
+    return CVRun(run.info.run_id, run.info.run_name, run.info.experiment_id, run.info.status,
+                 dict(run.data.tags))
+
+
+def _is_cv_run(run) -> bool:
+    family = run.data.tags.get("model_family")
+    return bool(family) and family not in NOT_MODELS and "fold" not in run.data.tags
+
+
+def find_cv_runs(experiment: str | None = None, pipeline_run_id: str | None = None,
+                 cv_run_ids: list[str] | None = None) -> list[CVRun]:
+    """The CV runs to compare, in table order (the registry's order of families, then the others).
+
+    `cv_run_ids` wins; else the CV runs under `pipeline_run_id`; else those under the latest
+    pipeline run of `experiment`. A CV run is a child run whose model_family is a model (not
+    pipeline or data), e.g. `lstm_cv` or `dnabert_cv`.
+    """
+    if cv_run_ids:
+        if isinstance(cv_run_ids, str):
+            cv_run_ids = [cv_run_ids]
+        runs = [get_run(run_id, "compare_cv_run_ids: run") for run_id in cv_run_ids]
+        for run in runs:
+            if not _is_cv_run(run):
+                family = run.data.tags.get("model_family", "none")
+                raise RbpError(f"compare_cv_run_ids: run {run.info.run_name} ({run.info.run_id}) is not a "
+                               f"CV run (model_family tag: {family}); pass the ids of the *_cv runs, or "
+                               "a pipeline run as compare_run_id")
+        return _in_table_order([_cv_run(run) for run in runs])
+    if pipeline_run_id is None:
+        if not experiment:
+            raise RbpError("nothing to compare: give an experiment, a pipeline run id or CV run ids")
+        pipeline_run_id = latest_pipeline_run(experiment)
+    pipeline = get_run(pipeline_run_id, "compare_run_id: run")
+    children = _search([pipeline.info.experiment_id], f"tags.mlflow.parentRunId = '{pipeline_run_id}'")
+    cv_runs = [_cv_run(run) for run in children if _is_cv_run(run)]
+    if not cv_runs:
+        others = ", ".join(sorted(run.info.run_name for run in children)) or "none"
+        notebooks = ", ".join(info.notebook for info in FAMILIES.values())
+        raise RbpError(f"pipeline run {pipeline.info.run_name} ({pipeline_run_id}) has no CV runs "
+                       f"(child runs named *_cv with a model_family tag; its child runs: {others}): "
+                       f"add a model notebook ({notebooks}) to its notebooks, or pass compare_run_id "
+                       "for another pipeline run")
+    return _in_table_order(cv_runs)
+
+
+def _in_table_order(cv_runs: list[CVRun]) -> list[CVRun]:
+    rank = {name: i for i, name in enumerate(FAMILIES)}
+    return sorted(cv_runs, key=lambda r: (rank.get(r.family, len(rank)), r.label, r.run_name))
+
+
+def pipeline_run_of(cv_runs: list[CVRun]) -> str | None:
+    """The pipeline run the CV runs share (where the comparison is logged), or None."""
+    parents = {run.parent_run_id for run in cv_runs}
+    return parents.pop() if len(parents) == 1 else None
+
+
+def unique_labels(cv_runs: list[CVRun]) -> dict[str, CVRun]:
+    """Label -> run; two runs with the same label (e.g. from two pipelines) get their run id added."""
+    counts = pd.Series([run.label for run in cv_runs]).value_counts()
+    return {(run.label if counts[run.label] == 1 else f"{run.label} [{run.run_id[:8]}]"): run
+            for run in cv_runs}
+
+
+def describe_runs(cv_runs: list[CVRun]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": label, "run": run.run_name, "run_id": run.run_id, "status": run.status,
+                          "folds_sha256": (run.folds_sha256 or "")[:12]}
+                         for label, run in unique_labels(cv_runs).items()])
+
+
+@dataclass
+class ModelResults:
+    label: str
+    cv_run: CVRun
+    fold_metrics: pd.DataFrame  # fold, best_epoch, test_* (one row per fold), folds_sha256
+    oof: pd.DataFrame | None  # pooled out-of-fold predictions: id, label, probability, fold
+    history: pd.DataFrame  # fold, epoch, val_auc
+
+
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextmanager
+def _quiet_downloads():
+    """No progress bar per small CSV: in a notebook they bury the tables."""
+    previous = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = previous
+
+
+def _artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
+    """A CSV artifact of a run, or None when the run did not log it."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        try:
+            local = client().download_artifacts(run_id, path, tmp)
+        except (MlflowException, OSError):
+            return None
+        return pd.read_csv(local, dtype={"id": str})
+
+
+def fold_runs(cv_run: CVRun) -> list:
+    runs = _search([cv_run.experiment_id], f"tags.mlflow.parentRunId = '{cv_run.run_id}'")
+    return sorted((run for run in runs if "fold" in run.data.tags), key=lambda r: int(r.data.tags["fold"]))
+
+
+def load_fold_metrics(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame:
+    """One row per fold: from the fold runs' metrics, else the CV run's fold_metrics.csv."""
+    runs = fold_runs(cv_run) if runs is None else runs
+    rows = [{"fold": int(run.data.tags["fold"]),
+             **{key: run.data.metrics.get(key, math.nan) for key in ("best_epoch", *TEST_METRICS)}}
+            for run in runs if "test_auc" in run.data.metrics]
+    frame = pd.DataFrame(rows) if rows else _artifact_frame(cv_run.run_id, "fold_metrics.csv")
+    if frame is None or frame.empty:
+        raise RbpError(f"CV run {cv_run.run_name} ({cv_run.run_id}, {cv_run.status}) has no fold results: "
+                       "neither fold runs with test_auc nor fold_metrics.csv; did it finish?")
+    frame = frame.reindex(columns=["fold", "best_epoch", *TEST_METRICS])
+    frame["fold"] = frame["fold"].astype(int)
+    frame["folds_sha256"] = cv_run.folds_sha256
+    return frame.sort_values("fold", ignore_index=True)
+
+
+def load_oof_predictions(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame | None:
+    """Pooled out-of-fold predictions: the CV run's oof_predictions.csv, else the folds' predictions."""
+    frame = _artifact_frame(cv_run.run_id, "oof_predictions.csv")
+    if frame is None:
+        runs = fold_runs(cv_run) if runs is None else runs
+        parts = [_artifact_frame(run.info.run_id, "predictions.csv") for run in runs]
+        parts = [part for part in parts if part is not None]
+        frame = pd.concat(parts, ignore_index=True) if parts else None
+    return frame
+
+
+def load_history(cv_run: CVRun, runs: list | None = None, metric: str = "val_auc") -> pd.DataFrame:
+    """`metric` per epoch of each fold run (step = epoch): columns fold, epoch, <metric>."""
+    runs = fold_runs(cv_run) if runs is None else runs
+    rows = [{"fold": int(run.data.tags["fold"]), "epoch": point.step, metric: point.value}
+            for run in runs for point in client().get_metric_history(run.info.run_id, metric)]
+    return pd.DataFrame(rows, columns=["fold", "epoch", metric])
+
+
+def load_results(cv_runs: list[CVRun]) -> dict[str, ModelResults]:
+    results = {}
+    for label, cv_run in unique_labels(cv_runs).items():
+        runs = fold_runs(cv_run)
+        results[label] = ModelResults(label, cv_run, load_fold_metrics(cv_run, runs),
+                                      load_oof_predictions(cv_run, runs), load_history(cv_run, runs))
+    return results
+
+
+def cv_run_metrics(cv_run: CVRun) -> dict[str, float]:
+    """The metrics the CV run itself logged (mean_test_*, std_test_*, n_folds, …)."""
+    return dict(client().get_run(cv_run.run_id).data.metrics)

@@ -1,0 +1,60 @@
+"""rbp.runs: finding a pipeline run's CV runs and loading what they logged, from a fake store."""
+
+import pytest
+
+from rbp import runs
+from rbp.errors import RbpError
+from tests.fake_store import EXPERIMENT, FOLD_AUC, FOLDS_SHA, N_SEQUENCES, FakeStore
+
+
+@pytest.fixture
+def store(mlflow_store):
+    return FakeStore()
+
+
+def test_the_latest_pipeline_run_is_the_default(store):
+    store.pipeline(("lstm",))
+    latest, cv_ids = store.pipeline()
+    cv_runs = runs.find_cv_runs(EXPERIMENT)
+    assert [run.label for run in cv_runs] == ["DNABERT (pretrained)", "LSTM"]
+    assert {run.run_id for run in cv_runs} == set(cv_ids.values())
+    assert runs.pipeline_run_of(cv_runs) == latest
+    explicit = runs.find_cv_runs(cv_run_ids=[cv_ids["lstm"]])
+    assert [run.run_name for run in explicit] == ["lstm_cv"]
+
+
+def test_dnabert_labels_say_how_it_was_initialised():
+    assert runs.model_label({"model_family": "dnabert", "init": "scratch"}) == "DNABERT (scratch)"
+    assert runs.model_label({"model_family": "dnabert", "init": "pretrained"}) == "DNABERT (pretrained)"
+    assert runs.model_label({"model_family": "lstm"}) == "LSTM"
+    assert runs.model_label({"model_family": "lstm", "length": "41"}) == "LSTM (41 nt)"
+    assert runs.model_label({"model_family": "cnn", "length": "full"}) == "cnn"
+
+
+def test_history_and_predictions_are_loaded(store):
+    pipeline_id, _ = store.pipeline(("lstm",))
+    (result,) = runs.load_results(runs.find_cv_runs(pipeline_run_id=pipeline_id)).values()
+    assert len(result.oof) == N_SEQUENCES and set(result.oof.columns) >= {"id", "label", "probability"}
+    assert result.history.groupby("fold").epoch.max().tolist() == [3, 2, 3, 2, 3]
+    assert result.fold_metrics.folds_sha256.unique().tolist() == [FOLDS_SHA]
+
+
+def test_a_cv_run_without_fold_runs_is_read_from_its_artifacts(store):
+    pipeline_id, _ = store.pipeline(("lstm",), with_fold_runs=False)
+    (result,) = runs.load_results(runs.find_cv_runs(pipeline_run_id=pipeline_id)).values()
+    assert result.fold_metrics.test_auc.tolist() == pytest.approx(FOLD_AUC["lstm"])
+    assert len(result.oof) == N_SEQUENCES and result.history.empty
+
+
+def test_clear_messages_when_there_is_nothing_to_compare(store):
+    pipeline_id, _ = store.pipeline(families=())
+    with pytest.raises(RbpError, match=rf"fake-pipeline \({pipeline_id}\) has no CV runs .*preprocess"):
+        runs.find_cv_runs(pipeline_run_id=pipeline_id)
+    with pytest.raises(RbpError, match="has no CV runs"):
+        runs.find_cv_runs(EXPERIMENT)
+    with pytest.raises(RbpError, match="'nope': no such run"):
+        runs.find_cv_runs(pipeline_run_id="nope")
+    with pytest.raises(RbpError, match="is not a CV run"):
+        runs.find_cv_runs(cv_run_ids=[pipeline_id])
+    with pytest.raises(RbpError, match="experiment 'absent' does not exist"):
+        runs.find_cv_runs("absent")
