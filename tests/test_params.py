@@ -1,18 +1,33 @@
 import pytest
-import yaml
 
-from rbp.params import Params, ParamsError, load_params, parse_overrides
+from rbp.params import Params, ParamsError, flatten, load_params, parse_overrides, read_yaml
 from tests.conftest import ROOT
+
+SHIPPED = sorted(path.stem for path in (ROOT / "params").glob("*.yaml"))
 
 
 def test_default_yaml_is_the_schema_default():
+    """params/default.yaml lists every key of the schema (sections included), with its default."""
     assert load_params(ROOT / "params" / "default.yaml") == Params()
-    assert set(yaml.safe_load((ROOT / "params" / "default.yaml").read_text())) == set(Params().to_dict())
+    assert set(flatten(read_yaml(ROOT / "params" / "default.yaml"))) == set(Params().flat())
 
 
-@pytest.mark.parametrize("name", ["default", "smoke", "paper", "lstm_tuned", "length_sweep"])
-def test_shipped_params_load(name):
-    load_params(ROOT / "params" / f"{name}.yaml")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_params_load_the_values_they_state(name):
+    """Every value a shipped file states is the value its Params holds; the rest are the defaults."""
+    stated = flatten(read_yaml(ROOT / "params" / f"{name}.yaml"))
+    loaded, default = load_params(ROOT / "params" / f"{name}.yaml").flat(), Params().flat()
+    assert set(stated) <= set(loaded)
+    for key, value in loaded.items():
+        assert value == stated.get(key, default[key]), key
+
+
+def test_shipped_recipes_say_what_they_are_for():
+    smoke = load_params(ROOT / "params" / "smoke.yaml")
+    assert (smoke.folds, smoke.seed, smoke.lstm.hidden_size, smoke.dnabert.max_epochs) == (2, 7, 8, 1)
+    assert load_params(ROOT / "params" / "lstm_tuned.yaml").lstm.mask_fraction == 0.3
+    sweep = load_params(ROOT / "params" / "length_sweep.yaml")
+    assert sweep.sweep.lengths == [21, 31, 41, 61, 81] and sweep.notebooks[-1] == "05_length_sweep"
 
 
 def test_paper_recipe():
@@ -90,3 +105,18 @@ def test_bad_override_syntax():
 def test_window_params(overrides, message):
     with pytest.raises(ParamsError, match=message):
         load_params(overrides=overrides)
+
+
+def test_collect_reads_a_notebook_namespace_whose_names_were_rebound():
+    from rbp.params import collect
+
+    namespace = {"folds": 3, "device": "cpu", "lstm": {"lr": 1e-3}, "other": object()}
+    first = collect(namespace)
+    assert (first.folds, first.device, first.lstm.lr) == (3, "cpu", 1e-3)
+    namespace.update(folds=object(), device=object())  # `folds = Folds(...)`, `device = torch.device(...)`
+    again = collect(namespace)
+    assert again == first
+    namespace["seed"] = 7  # a parameter changed by hand and the cell run again
+    assert collect(namespace).seed == 7 and collect(namespace).folds == 3
+    with pytest.raises(ParamsError, match="folds must be an integer"):
+        collect({"folds": "five"})
