@@ -10,12 +10,12 @@ ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 5000
 
-.PHONY: help install run test ui lab lint bench clean
+.PHONY: help install run test test-quick ui lab lint bench clean
 
 help: ## list the targets
 	@echo "rbp: RNA-protein binding site prediction (DNABERT vs biLSTM), tracked in MLflow"
 	@echo
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo
 	@echo "  variables: PARAMS=params/default.yaml  ARGS='-p data_dir=... -p folds=5'  PYTEST_ARGS='-k fasta'"
 
@@ -34,6 +34,9 @@ run: $(VENV)/.installed ## the main job: rbp run --params $(PARAMS) $(ARGS)
 
 test: $(VENV)/.installed ## the test suite (pytest)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-quick: $(VENV)/.installed ## the tests not marked slow (no papermill, no subprocesses): seconds
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's store (mlruns/)
 	$(BIN)/rbp ui --port $(PORT)
