@@ -1,8 +1,15 @@
-"""A seeded synthetic stand-in for a CLIP data set, so the main job runs before a user has data.
+"""A seeded synthetic stand-in for a CLIP data set, with a known answer, so the main job runs (and
+can be judged) before a user has data.
 
-Shaped like PUM2 (3101 + 3101 sequences of 81 nt): background with a 3' UTR-like composition
-(AU-rich), and a Pumilio response element UGUAHAUA (H = A, C or U) planted near the centre of a
-share of the positives. It is a smoke test for the pipeline, not a benchmark.
+Shaped like PUM2 (3101 + 3101 sequences of 81 nt). Positives: a 3' UTR-like, AU-rich background
+and, in 45 % of them (PUM2: 43 % hold UGUAHAUA), a Pumilio-like element UGUAHAUA near the centre,
+drawn from a position weight matrix (so it varies as real sites do). Negatives: a less AU-rich
+background and, in some of them, a decoy: the element's first half (UGUAH) followed by background,
+which a model must tell apart from a whole element.
+
+Because the generator is known, so is the best any model can do: `oracle_scores` is the exact
+log-likelihood ratio of positive against negative under it, and `ceiling_auc` the ROC AUC of that
+score on a labelled set (the AUC of the planted truth). No classifier beats it in expectation.
 """
 
 from __future__ import annotations
@@ -10,34 +17,96 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+from sklearn.metrics import roc_auc_score
 
 from rbp.fasta import Record, write_fasta
 
 N_PER_CLASS = 3101
 LENGTH = 81
-MOTIF_SHARE = 0.45  # share of positives with a planted element (PUM2: 43% hold UGUAHAUA); the rest are background
-BASES = np.array(list("ACGT"))
-UTR3_COMPOSITION = np.array([0.28, 0.20, 0.22, 0.30])  # A, C, G, T(U): 3' UTRs are AU-rich
-H = np.array(list("ACT"))
+BASES = "ACGT"
+ELEMENT_SHARE = 0.45  # positives that carry an element (PUM2: 43 % hold UGUAHAUA)
+DECOY_SHARE = 0.3  # negatives that carry a decoy (the element's first five positions)
+JITTER = 12  # the element starts within ± this many nt of the centred position
+# Background compositions over A, C, G, T(U): both AU-rich like 3' UTRs, positives a little more.
+POSITIVE_BACKGROUND = np.array([0.30, 0.19, 0.20, 0.31])
+NEGATIVE_BACKGROUND = np.array([0.26, 0.23, 0.24, 0.27])
+# The element UGUAHAUA as a position weight matrix (rows: positions; columns: A, C, G, T).
+ELEMENT = np.array([
+    [0.02, 0.02, 0.02, 0.94],  # U
+    [0.02, 0.02, 0.94, 0.02],  # G
+    [0.02, 0.02, 0.02, 0.94],  # U
+    [0.94, 0.02, 0.02, 0.02],  # A
+    [0.34, 0.32, 0.02, 0.32],  # H (A, C or U)
+    [0.90, 0.03, 0.04, 0.03],  # A
+    [0.03, 0.03, 0.04, 0.90],  # U
+    [0.90, 0.03, 0.04, 0.03],  # A
+])
+DECOY_LENGTH = 5  # a decoy is the element's first five positions (UGUAH), then background
+CONSENSUS = "UGUAHAUA"
 
 
-def _background(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
-    return rng.choice(BASES, size=(n, length), p=UTR3_COMPOSITION)
+def _starts(length: int) -> np.ndarray:
+    centre = length // 2 - len(ELEMENT) // 2
+    return np.arange(max(0, centre - JITTER), min(length - len(ELEMENT), centre + JITTER) + 1)
+
+
+def _draw(rng: np.random.Generator, probabilities: np.ndarray, n: int) -> np.ndarray:
+    """n draws of base indices, one per row of `probabilities` (positions × 4)."""
+    cumulative = probabilities.cumsum(axis=-1)
+    cumulative[:, -1] = 1.0  # rounding must not leave a draw above the last base
+    return (rng.random((n, len(probabilities)))[..., None] > cumulative[None]).sum(axis=-1)
 
 
 def make_synthetic(seed: int = 0, n_per_class: int = N_PER_CLASS, length: int = LENGTH):
     """Positive and negative records (DNA alphabet), deterministic for a seed."""
+    if length < len(ELEMENT):
+        raise ValueError(f"synthetic sequences need at least {len(ELEMENT)} nt, got {length}")
     rng = np.random.default_rng(seed)
-    pos = _background(rng, n_per_class, length)
-    carriers = np.flatnonzero(rng.random(n_per_class) < MOTIF_SHARE)
-    for row in carriers:
-        motif = list("TGTA") + [rng.choice(H)] + list("ATA")
-        start = length // 2 - 4 + int(rng.integers(-12, 13))
-        pos[row, start : start + 8] = motif
-    neg = _background(rng, n_per_class, length)
-    positives = [Record(f"synth_pos_{i + 1}", "".join(r)) for i, r in enumerate(pos)]
-    negatives = [Record(f"synth_neg_{i + 1}", "".join(r)) for i, r in enumerate(neg)]
+    starts = _starts(length)
+    pos = _draw(rng, np.tile(POSITIVE_BACKGROUND, (length, 1)), n_per_class)
+    for row in np.flatnonzero(rng.random(n_per_class) < ELEMENT_SHARE):
+        start = rng.choice(starts)
+        pos[row, start:start + len(ELEMENT)] = _draw(rng, ELEMENT, 1)[0]
+    neg = _draw(rng, np.tile(NEGATIVE_BACKGROUND, (length, 1)), n_per_class)
+    for row in np.flatnonzero(rng.random(n_per_class) < DECOY_SHARE):
+        start = rng.choice(starts)
+        neg[row, start:start + DECOY_LENGTH] = _draw(rng, ELEMENT[:DECOY_LENGTH], 1)[0]
+    letters = np.array(list(BASES))
+    positives = [Record(f"synth_pos_{i + 1}", "".join(letters[r])) for i, r in enumerate(pos)]
+    negatives = [Record(f"synth_neg_{i + 1}", "".join(letters[r])) for i, r in enumerate(neg)]
     return positives, negatives
+
+
+def _site_term(onehot: np.ndarray, pwm: np.ndarray, background: np.ndarray, share: float,
+               starts: np.ndarray) -> np.ndarray:
+    """log[(1 - share) + share × mean over starts of P(window | site) / P(window | background)]."""
+    ratio = np.log(pwm) - np.log(background)[None, :]  # positions × 4
+    windows = np.stack([(onehot[:, s:s + len(pwm)] * ratio).sum(axis=(1, 2)) for s in starts], axis=1)
+    return np.logaddexp(np.log1p(-share), logsumexp(windows, axis=1, b=share / len(starts)))
+
+
+def oracle_scores(sequences) -> np.ndarray:
+    """log P(sequence | positive) − log P(sequence | negative) under the generator, exactly (DNA or
+    RNA, upper case; sequences of one length). The best possible score: ranking by it gives the ceiling."""
+    sequences = [s.upper().replace("U", "T") for s in sequences]
+    lengths = {len(s) for s in sequences}
+    if len(lengths) != 1:
+        raise ValueError("oracle_scores: the synthetic set has sequences of one length")
+    length = lengths.pop()
+    codes = np.array([[BASES.index(c) for c in s] for s in sequences])
+    onehot = np.eye(4)[codes]
+    starts = _starts(length)
+    background = onehot @ (np.log(POSITIVE_BACKGROUND) - np.log(NEGATIVE_BACKGROUND))
+    positive = _site_term(onehot, ELEMENT, POSITIVE_BACKGROUND, ELEMENT_SHARE, starts)
+    negative = _site_term(onehot, ELEMENT[:DECOY_LENGTH], NEGATIVE_BACKGROUND, DECOY_SHARE, starts)
+    return background.sum(axis=1) + positive - negative
+
+
+def ceiling_auc(table: pd.DataFrame) -> float:
+    """The ROC AUC of the planted truth (`oracle_scores`) on a labelled table (sequence, label)."""
+    return float(roc_auc_score(table.label, oracle_scores(table.sequence)))
 
 
 def write_synthetic(directory: str | Path, seed: int = 0) -> tuple[Path, Path]:
