@@ -43,12 +43,37 @@ class Callbacks:
     def fold_ended(self, result: FoldResult) -> None: ...
 
 
+class CallbackList(Callbacks):
+    """Several callbacks in turn (e.g. MLflow logging and a progress file)."""
+
+    def __init__(self, callbacks):
+        self.callbacks = list(callbacks)
+
+    def fold_started(self, fold: int) -> None:
+        for c in self.callbacks:
+            c.fold_started(fold)
+
+    def epoch_ended(self, fold: int, log: EpochLog) -> None:
+        for c in self.callbacks:
+            c.epoch_ended(fold, log)
+
+    def fold_ended(self, result: FoldResult) -> None:
+        for c in self.callbacks:
+            c.fold_ended(result)
+
+
+def _callbacks(callbacks) -> Callbacks:
+    if callbacks is None:
+        return Callbacks()
+    return CallbackList(callbacks) if isinstance(callbacks, list | tuple) else callbacks
+
+
 def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, device: torch.device, seed: int,
              callbacks: Callbacks | None = None, progress: bool = True,
              encoded: dict[str, torch.Tensor] | None = None) -> FoldResult:
     """Train, select the epoch on `dev`, evaluate the test fold once. `encoded`: the family's
     tensors for all of `folds.sequences` (made here when not given)."""
-    callbacks = callbacks or Callbacks()
+    callbacks = _callbacks(callbacks)
     callbacks.fold_started(fold)
     start = time.perf_counter()
     if encoded is None:
@@ -74,7 +99,8 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
 
 
 def cross_validate(family: ModelFamily, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,
-                   callbacks: Callbacks | None = None, progress: bool = True) -> list[FoldResult]:
+                   callbacks: Callbacks | list[Callbacks] | None = None, progress: bool = True) -> list[FoldResult]:
+    callbacks = _callbacks(callbacks)
     encoded = family.encode(folds.sequences.sequence)  # once: every fold slices the same tensors
     return [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
             for fold in folds.fold_numbers]
