@@ -35,6 +35,12 @@ def artifact_root(uri: str | None = None) -> str | None:
     return (db.parent / "artifacts").as_uri() if db else None
 
 
+# The UI opens an experiment in its model-training view (runs nested pipeline > CV > folds) only when
+# the experiment says so; otherwise MLflow 3 shows its GenAI view (traces, runs as "evaluations").
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOTE = "mlflow.note.content"  # a run's or experiment's description in the UI
+
+
 def use_experiment(name: str) -> str:
     """Point this process at the store and make `name` the active experiment; returns its id.
 
@@ -55,9 +61,12 @@ def use_experiment(name: str) -> str:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             root = artifact_root(uri)
-            experiment_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+            experiment_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None,
+                                                     tags={EXPERIMENT_KIND: MODEL_TRAINING})
         else:
             experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND not in experiment.tags:  # made before the kind was set
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -120,6 +129,19 @@ def close_descendants(run_id: str, status: str = "FAILED") -> list[str]:
     return closed
 
 
+def log_dataset(folds, name: str) -> None:
+    """The folds' sequences as the active run's dataset input: the UI's Dataset column shows the name
+    and the start of the data sha256 as its digest (MLflow keeps 36 characters at most); the source
+    names the FASTA files."""
+    import mlflow.data
+
+    manifest = folds.manifest
+    sources = " + ".join(item["path"] for item in manifest.get("inputs", {}).values()) or str(folds.dir)
+    dataset = mlflow.data.from_pandas(folds.sequences[["id", "sequence", "label"]], source=sources,
+                                      targets="label", name=name, digest=manifest["data_sha256"][:12])
+    mlflow.log_input(dataset, context="training")
+
+
 def log_frame(frame, artifact_file: str) -> None:
     """A DataFrame as a CSV artifact."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +175,7 @@ class CVLogger:
                        "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
                        "length": length, "short_sequences": params.short_sequences,
                        "dataset": params.dataset_name}
+        self.dataset_name = params.dataset_name
         self.results = []
         self.cv_run = None
 
@@ -160,6 +183,7 @@ class CVLogger:
         self._context = run(self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
         self.cv_run = self._context.__enter__()
         mlflow.log_params(self.params)
+        log_dataset(self.folds, self.dataset_name)
         return self
 
     def __exit__(self, *exc):
@@ -201,9 +225,10 @@ class CVLogger:
 
 
 def log_preprocess(params, manifest: dict, folds_dir: str | Path, figures: dict, parent_run_id: str | None,
-                   run_name: str) -> str:
+                   run_name: str, ceiling_auc: float | None = None) -> str:
     """The `preprocess` run (under the pipeline run when there is one): data params, counts, the
-    manifest, the fold table and the figures. Returns its run id."""
+    manifest, the fold table and the figures. A synthetic set's ceiling (the ROC AUC of its planted
+    truth) goes to the pipeline run too, where the comparison reads it. Returns its run id."""
     from rbp.params import DATA_KEYS
     from rbp.train import resolve_device
 
@@ -223,6 +248,10 @@ def log_preprocess(params, manifest: dict, folds_dir: str | Path, figures: dict,
             "test_fold_min": min(f["test"] for f in sizes),
             "test_fold_max": max(f["test"] for f in sizes),
         })
+        if ceiling_auc is not None:
+            mlflow.log_metric("ceiling_auc", ceiling_auc)
+            if parent_run_id:
+                MlflowClient().log_metric(parent_run_id, "ceiling_auc", ceiling_auc)
         mlflow.log_dict(manifest, "folds/manifest.json")
         mlflow.log_artifact(str(Path(folds_dir) / "folds.tsv"), "folds")
         for name, figure in figures.items():

@@ -112,3 +112,55 @@ def test_the_notebook_logs_to_the_pipeline_run_and_exports_html(store, tmp_path)
     assert html == tmp_path / "04_compare.html" and "Paired comparison" in text and "<img" in text
     assert "reports/04_compare.html" in artifacts(pipeline_id)
 
+
+
+def _two_models(separation_b: float, n: int = 2000, seed: int = 0):
+    """Results of model A (clearly separating) and B, five folds each, with pooled predictions."""
+    from rbp.runs import CVRun, ModelResults
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    out = {}
+    for name, separation in (("A", 1.5), ("B", separation_b)):
+        noise = rng.normal(size=n)
+        oof = pd.DataFrame({"id": [f"s{i}" for i in range(n)], "label": labels,
+                            "probability": 1 / (1 + np.exp(-(separation * labels + noise))),
+                            "fold": np.arange(n) % 5 + 1})
+        folds = pd.DataFrame([{"fold": f, **{m.test_key: roc_auc_score(part.label, part.probability)
+                                                for m in METRICS}}
+                              for f, part in oof.groupby("fold")])
+        run = CVRun(name, name, "0", "FINISHED", {"model_family": name})
+        out[name] = ModelResults(name, run, folds, oof, pd.DataFrame(columns=["fold", "epoch", "val_auc"]))
+    return out
+
+
+def test_the_verdict_names_the_winner_when_the_interval_excludes_zero():
+    results = _two_models(separation_b=0.6)
+    table = compare.results_table(results)
+    verdict = compare.verdict(table, compare.compare_models(results), ceiling=0.9)
+    assert verdict.sentence.startswith("A beats B. A: test ROC AUC ")
+    assert "over 5 folds" in verdict.sentence and "95% CI +" in verdict.sentence
+    assert "below the ceiling of 0.900" in verdict.sentence
+    assert verdict.table.index.tolist() == ["A", "B"] and list(verdict.table.columns) == [
+        "folds", "ROC AUC", "AUPRC", "accuracy"]
+    assert verdict.metrics["difference.ci_low"] > 0 and verdict.metrics["ceiling_auc"] == 0.9
+    assert verdict.metrics["a.mean_test_auc"] == pytest.approx(table.mean_test_auc[0])
+
+
+def test_the_verdict_says_when_two_models_cannot_be_told_apart():
+    results = _two_models(separation_b=1.5, seed=3)
+    verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
+    assert "cannot be told apart on this data: the interval holds zero" in verdict.sentence
+    low, high = verdict.metrics["difference.ci_low"], verdict.metrics["difference.ci_high"]
+    assert low < 0 < high
+
+
+def test_p_values_read_as_people_write_them():
+    assert [compare.format_p(p) for p in (1.9e-94, 2.3e-5, 0.0412, float("nan"))] == [
+        "< 1e-10", "2.3e-05", "0.041", "–"]
+
+
+def test_reference_rows_match_the_data():
+    assert compare.reference_rows("synthetic", ceiling=0.91).model.tolist() == ["ceiling (planted truth)"]
+    assert len(compare.reference_rows("PUM2")) == 2
+    assert compare.reference_rows("hnrnpc").empty
