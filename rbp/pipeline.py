@@ -7,18 +7,24 @@ notebook is exported to an HTML report here (a notebook cannot export itself whi
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tempfile
+import textwrap
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from rbp import tracking
+from rbp import progress, tracking
+from rbp.compare import VERDICT_FILE
 from rbp.config import new_run_name, project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
@@ -94,13 +100,37 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
     )
 
 
+# The kernel's own log lines (e.g. that it listens on TCP on this machine) are not the user's business;
+# what fails in a cell still reaches the driver through papermill.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+@contextmanager
+def _progress(output: Path, echo):
+    """While a notebook runs, its CV loop writes progress to a file that is echoed here."""
+    path = output.with_name(f".{output.stem}.progress.jsonl")
+    previous = os.environ.get(progress.ENV)
+    os.environ[progress.ENV] = str(path)
+    try:
+        with progress.Follower(path, echo, output.stem):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop(progress.ENV, None)
+        else:
+            os.environ[progress.ENV] = previous
+        path.unlink(missing_ok=True)
+
+
 def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
     """Run one notebook with papermill and log it to the pipeline run, also when it fails."""
     start = time.perf_counter()
     echo(f"  {output.stem}: running")
     try:
-        papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
-                                   kernel_name="python3", cwd=str(project_root()), progress_bar=False)
+        with _progress(output, echo):
+            papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
+                                       kernel_name="python3", cwd=str(project_root()), progress_bar=False,
+                                       extra_arguments=KERNEL_ARGUMENTS)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists():
             mlflow.log_artifact(str(output), "notebooks")
@@ -110,9 +140,23 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
         raise PipelineError(f"notebook {output.stem} stopped: {type(exc).__name__}: {exc} "
                             f"(executed notebook: {output})") from None
     mlflow.log_artifact(str(output), "notebooks")
-    if name == "04_compare":
-        echo(f"  report: {log_report(output, run_id)}")
     echo(f"  {output.stem}: done in {time.perf_counter() - start:.0f} s -> {output}")
+    if name == "04_compare":
+        report = log_report(output, run_id)
+        echo(f"  report: {report}")
+        _announce_verdict(output.parent / VERDICT_FILE, report, run_id, echo)
+
+
+def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
+    """The compare step's verdict: printed, and written as the pipeline run's description."""
+    if not path.is_file():
+        return
+    verdict = json.loads(path.read_text())
+    table = pd.DataFrame(verdict["table"]).set_index("model")
+    echo("\n" + table.to_string() + "\n\n" + textwrap.fill(verdict["sentence"], 100) + "\n")
+    note = (f"**Verdict.** {verdict['sentence']}\n\n{table.to_markdown()}\n\n"
+            f"Report: `{report}` (also under `reports/` in this run's artifacts).")
+    mlflow.MlflowClient().set_tag(run_id, tracking.NOTE, note)
 
 
 def export_html(notebook_path: str | Path, html_path: str | Path | None = None,

@@ -34,10 +34,11 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     from tests.dnabert_layout import write_dnabert_checkpoint
 
     checkpoint = write_dnabert_checkpoint(tmp_path / "dnabert-3", k=3, hidden=16, layers=1, heads=2)
+    echoed = []
     result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
                                   "output_dir": str(tmp_path / "out"),
                                   "dnabert": {"checkpoint": str(checkpoint), "log_checkpoints": True}},
-                          echo=lambda *a: None)
+                          echo=echoed.append)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
         ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", result.run_name])
@@ -55,6 +56,8 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
             "compare/figures/val_auc_per_epoch.png"} <= set(logged)
     html = (result.run_dir / "04_compare.html").read_text()
     assert "DNABERT (pretrained)" in html and "LSTM" in html and "<img" in html
+    assert "Verdict." in html and "SYNTHETIC DATA" not in html and "reported (original" not in html
+    _check_verdict(result, pipeline, echoed)
 
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id
@@ -126,6 +129,24 @@ def test_cli_refuses_unknown_key_as_a_subprocess(tmp_path):
     assert "unknown key lstm.lrate; allowed in lstm:" in out.stderr and "Traceback" not in out.stderr
 
 
+def _check_verdict(result, pipeline, echoed):
+    """Progress while the models train; the verdict in the terminal, the run's metrics and its note."""
+    text = "\n".join(echoed)
+    assert "LSTM fold 1/2, epoch 1/2: validation AUC" in text and "DNABERT (pretrained) fold 2/2 done" in text
+    verdict = json.loads((result.run_dir / "verdict.json").read_text())
+    assert verdict["sentence"] in text.replace("\n", " ") or verdict["sentence"][:60] in text
+    assert [row["model"] for row in verdict["table"]] and "ROC AUC" in verdict["table"][0]
+    metrics = pipeline.data.metrics
+    for model in ("lstm", "dnabert_pretrained"):
+        assert 0 <= metrics[f"{model}.mean_test_auc"] <= 1
+    if "difference.test_auc" in metrics:
+        assert metrics["difference.ci_low"] <= metrics["difference.test_auc"] <= metrics["difference.ci_high"]
+    note = pipeline.data.tags["mlflow.note.content"]
+    assert note.startswith("**Verdict.** ") and str(result.run_dir / "04_compare.html") in note
+    experiment = MlflowClient().get_experiment(pipeline.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):
     """A CV run under the pipeline run, with a child per fold; names, tags, metrics, artifacts."""
     cv = runs[runs["tags.mlflow.runName"] == f"{family}_cv"]
@@ -142,6 +163,9 @@ def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):
         low = -1 if key == "test_mcc" else 0
         assert folds[f"metrics.{key}"].between(low, 1).all()
     assert {"fold_metrics.csv", "oof_predictions.csv"} <= set(_artifacts(cv.run_id))
+    (dataset,) = MlflowClient().get_run(cv.run_id).inputs.dataset_inputs
+    assert dataset.dataset.name == "small" and sha.startswith(dataset.dataset.digest)
+    assert "positives.fa" in dataset.dataset.source and "negatives.fa" in dataset.dataset.source
     assert cv["metrics.mean_best_val_auc"] == pytest.approx(folds["metrics.best_val_auc"].mean())
     oof = mlflow.artifacts.load_text(f"runs:/{cv.run_id}/oof_predictions.csv").splitlines()
     assert oof[0] == "id,label,probability,fold" and len(oof) == 121  # every sequence once
@@ -272,3 +296,17 @@ def test_run_folders_are_claimed_once(tmp_path):
 
     first, second = _claim_run_dir(tmp_path, "pum2-x"), _claim_run_dir(tmp_path, "pum2-x")
     assert (first.name, second.name) == ("pum2-x", "pum2-x-2") and second.is_dir()
+
+
+@pytest.mark.parametrize("name", ["01_preprocess", "02_dnabert_cv", "03_lstm_cv", "04_compare", "05_length_sweep"])
+def test_a_notebook_receives_only_the_parameters_it_declares(name):
+    import papermill
+
+    from rbp.params import load_params
+    from rbp.pipeline import notebook_parameters, notebook_path
+
+    values = notebook_parameters(name, load_params(ROOT / "params" / "default.yaml"), parent_run_id="x",
+                                 run_dir="/tmp/r", folds_dir=None, length=41)
+    declared = set(papermill.inspect_notebook(str(notebook_path(name))))
+    assert values and set(values) <= declared
+    assert ("lstm" in values) == (name == "03_lstm_cv") and ("dnabert" in values) == (name == "02_dnabert_cv")

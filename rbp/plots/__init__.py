@@ -6,6 +6,7 @@ Each function returns a Figure to show or log: `data` (what the sequences look l
 
 from __future__ import annotations
 
+import base64
 import io
 
 import matplotlib
@@ -18,14 +19,16 @@ import seaborn as sns
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def show(figures: dict) -> None:
-    """Display each figure once in a notebook, whatever the matplotlib backend (Agg in tests)."""
-    from IPython.display import Image, display
+def show(figures: dict, max_width: int = 1100) -> None:
+    """Display each figure once in a notebook, at the page's full width (up to `max_width` pixels),
+    whatever the matplotlib backend (Agg in tests)."""
+    from IPython.display import HTML, display
 
     for figure in figures.values():
         png = io.BytesIO()
-        figure.savefig(png, format="png", dpi=100, bbox_inches="tight")
-        display(Image(data=png.getvalue(), format="png"))
+        figure.savefig(png, format="png", dpi=150, bbox_inches="tight")
+        data = base64.b64encode(png.getvalue()).decode()
+        display(HTML(f'<img src="data:image/png;base64,{data}" style="width:100%;max-width:{max_width}px">'))
         plt.close(figure)  # the inline backend would show it a second time; it can still be logged
 
 

@@ -61,24 +61,29 @@ def pr_curves(oof_by_model: dict[str, pd.DataFrame], palette: dict | None = None
 
 def fold_metric(fold_metrics_by_model: dict[str, pd.DataFrame], metric: str = "test_auc",
                 palette: dict | None = None):
-    """Each fold's score per model; grey lines join a fold across models (the comparison is paired)."""
+    """Each fold's score per model, a line per fold across the models (the comparison is paired: the
+    same test fold for every model), and the mean over folds as a black bar."""
     title = f"{registered(metric).title} per fold"
-    palette = palette or model_palette(fold_metrics_by_model)
-    data = pd.concat([frame[["fold", metric]].assign(model=model)
-                      for model, frame in _present(fold_metrics_by_model).items()], ignore_index=True)
-    order = list(_present(fold_metrics_by_model))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(order), 4))
+    present = _present(fold_metrics_by_model)
+    data = pd.concat([frame[["fold", metric]].assign(model=model) for model, frame in present.items()],
+                     ignore_index=True)
+    order = list(present)
     position = {model: i for i, model in enumerate(order)}
-    for _, fold in data.groupby("fold"):
-        ax.plot(fold.model.map(position), fold[metric], color="grey", alpha=0.5, linewidth=1, zorder=1)
-    sns.stripplot(data=data, x="model", y=metric, hue="model", order=order, hue_order=order,
-                  palette=palette, size=8, jitter=False, legend=False, ax=ax, zorder=2)
-    sns.pointplot(data=data, x="model", y=metric, order=order, color="black", markers="_",
-                  linestyles="none", errorbar=None, ax=ax, zorder=3)
-    for _, row in data.iterrows():
-        ax.annotate(str(int(row.fold)), (position[row.model], row[metric]), xytext=(6, 0),
-                    textcoords="offset points", va="center", fontsize="x-small", color="grey")
+    folds = sorted(data.fold.unique())
+    fig, ax = plt.subplots(figsize=(max(6.5, 2.2 + 1.8 * len(order)), 4.2))
+    colours = sns.color_palette("colorblind", n_colors=len(folds))
+    markers = "osD^vP*Xh<>p"
+    for i, (fold, colour) in enumerate(zip(folds, colours, strict=True)):
+        part = data[data.fold == fold].assign(x=lambda d: d.model.map(position)).sort_values("x")
+        ax.plot(part.x, part[metric], color=colour, marker=markers[i % len(markers)], markersize=7,
+                linewidth=1.2, alpha=0.85, label=f"fold {int(fold)}")
+    means = data.groupby("model")[metric].mean()
+    ax.scatter([position[m] for m in means.index], means.values, marker="_", s=1400, color="black",
+               linewidths=2.5, zorder=5, label="mean over folds")
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set(title=title[0].upper() + title[1:], xlabel="", ylabel=registered(metric).title)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", frameon=False)
     fig.tight_layout()
     return fig
 
@@ -88,7 +93,7 @@ def epoch_history(history_by_model: dict[str, pd.DataFrame], metric: str = "val_
     """Validation AUC per epoch: one thin line per fold, the mean over folds bold."""
     palette = palette or model_palette(history_by_model)
     present = _present(history_by_model)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     if present:
         data = pd.concat([frame.assign(model=model) for model, frame in present.items()], ignore_index=True)
         order = list(present)
@@ -96,11 +101,12 @@ def epoch_history(history_by_model: dict[str, pd.DataFrame], metric: str = "val_
                      units="fold", estimator=None, alpha=0.35, linewidth=1, legend=False, ax=ax)
         sns.lineplot(data=data, x="epoch", y=metric, hue="model", hue_order=order, palette=palette,
                      errorbar=None, linewidth=2.5, marker="o", ax=ax)
-        ax.legend(title="", fontsize="small")
+        ax.legend(title="mean over folds (thin lines: each fold)", fontsize="small", title_fontsize="small",
+                  loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         ax.text(0.5, 0.5, "no per-epoch history logged", ha="center", va="center", transform=ax.transAxes)
-    ax.set(title="Validation AUC per epoch (thin: folds, bold: mean)", xlabel="epoch",
+    ax.set(title="Validation ROC AUC per epoch (what each fold's epoch was chosen on)", xlabel="epoch",
            ylabel=metric.replace("_", " "))
     fig.tight_layout()
     return fig

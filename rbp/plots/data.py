@@ -24,11 +24,19 @@ def class_balance(table: pd.DataFrame):
 
 
 def length_distribution(table: pd.DataFrame):
+    """Lengths per class; one length is said as a number, and the bins stay few whatever the lengths."""
     data = _classes(table).assign(length=table.sequence.str.len())
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    discrete = data.length.nunique() < 40
-    sns.histplot(data=data, x="length", hue="class", hue_order=["positive", "negative"],
-                 multiple="dodge", discrete=discrete, shrink=0.8, ax=ax)
+    if data.length.nunique() == 1:
+        ax.text(0.5, 0.5, f"every sequence is {int(data.length.iloc[0])} nt long", ha="center", va="center",
+                fontsize="large", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        span = int(data.length.max() - data.length.min())
+        discrete = span < 40  # a bar per length only where there are few; else at most 50 bins
+        sns.histplot(data=data, x="length", hue="class", hue_order=["positive", "negative"],
+                     multiple="dodge", discrete=discrete, bins="auto" if discrete else min(50, span + 1),
+                     shrink=0.8, ax=ax)
     ax.set(title="Sequence length", xlabel="length (nt)")
     fig.tight_layout()
     return fig
