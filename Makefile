@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -f $(VENV)/pyvenv.cfg || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "rbp (.venv)" > /dev/null
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with the project and its pinned dependencies
@@ -41,8 +42,8 @@ test-quick: $(VENV)/.installed ## the tests not marked slow (no papermill, no su
 ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's store (mlruns/)
 	$(BIN)/rbp ui --port $(PORT)
 
-lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the project's environment as kernel
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) notebooks
+lab: $(VENV)/.installed ## JupyterLab on the project, opened at notebooks/, kernel "rbp (.venv)"
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 lint: $(VENV)/.installed ## ruff over the package, tests and notebooks
 	$(BIN)/ruff check .
