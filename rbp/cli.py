@@ -16,7 +16,7 @@ def _run(args) -> int:
 
     result = run_pipeline(args.params, args.set)
     print(f"finished: {result.run_name}\n  outputs: {result.run_dir}\n  tracking: {tracking_uri()}"
-          "\n  browse: make ui")
+          f"\n  browse: make ui, then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs?{UI_VIEW}")
     return 0
 
 
@@ -28,8 +28,14 @@ def _ui(args) -> int:
            "--host", args.host, "--port", str(args.port)]
     if artifact_root(uri):
         cmd += ["--default-artifact-root", artifact_root(uri)]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}", flush=True)
+    print(f"MLflow UI on http://{args.host}:{args.port}/#/experiments?{UI_VIEW} over {uri}\n"
+          "(it answers about a minute after it starts)", flush=True)
     os.execv(sys.executable, cmd)
+
+
+# MLflow 3's UI opens in its GenAI view unless told otherwise; the runs of a training pipeline read
+# best in its model-training view.
+UI_VIEW = "workflowType=machine_learning"
 
 
 def _interrupt(signum, frame):

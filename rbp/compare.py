@@ -161,6 +161,10 @@ def verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None =
                     f"({d.confidence:.0%} CI {low:+.3f} to {high:+.3f}, DeLong p {format_p(d.p_value)})")
         if low > 0:
             sentence = f"{first.model} beats {second.model}. {lead}; {against}; {interval}."
+        elif high < 0:
+            sentence = (f"No clear winner: {first.model} has the higher mean over folds, {second.model} the higher "
+                        f"pooled out-of-fold AUC (pooling mixes the folds' score scales). {lead}; {against}; "
+                        f"{interval}.")
         else:
             sentence = (f"{first.model} and {second.model} cannot be told apart on this data: the interval "
                         f"holds zero. {lead}; {against}; {interval}.")

@@ -156,7 +156,12 @@ def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
     echo("\n" + table.to_string() + "\n\n" + textwrap.fill(verdict["sentence"], 100) + "\n")
     note = (f"**Verdict.** {verdict['sentence']}\n\n{table.to_markdown()}\n\n"
             f"Report: `{report}` (also under `reports/` in this run's artifacts).")
-    mlflow.MlflowClient().set_tag(run_id, tracking.NOTE, note)
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, tracking.NOTE, note)
+    # The experiment's description heads its runs page in the UI: the latest verdict is seen first there.
+    run = client.get_run(run_id)
+    client.set_experiment_tag(run.info.experiment_id, tracking.NOTE,
+                              f"**Latest verdict** (pipeline run `{run.info.run_name}`): {verdict['sentence']}")
 
 
 def export_html(notebook_path: str | Path, html_path: str | Path | None = None,

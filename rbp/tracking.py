@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -137,9 +138,11 @@ def log_dataset(folds, name: str) -> None:
 
     manifest = folds.manifest
     sources = " + ".join(item["path"] for item in manifest.get("inputs", {}).values()) or str(folds.dir)
-    dataset = mlflow.data.from_pandas(folds.sequences[["id", "sequence", "label"]], source=sources,
-                                      targets="label", name=name, digest=manifest["data_sha256"][:12])
-    mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():  # MLflow's guesses about the source kind and integer columns: noise here
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(folds.sequences[["id", "sequence", "label"]], source=sources,
+                                          targets="label", name=name, digest=manifest["data_sha256"][:12])
+        mlflow.log_input(dataset, context="training")
 
 
 def log_frame(frame, artifact_file: str) -> None:

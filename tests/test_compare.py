@@ -164,3 +164,12 @@ def test_reference_rows_match_the_data():
     assert compare.reference_rows("synthetic", ceiling=0.91).model.tolist() == ["ceiling (planted truth)"]
     assert len(compare.reference_rows("PUM2")) == 2
     assert compare.reference_rows("hnrnpc").empty
+
+
+def test_the_verdict_says_when_fold_means_and_pooled_auc_disagree():
+    results = _two_models(separation_b=0.6)
+    folds = results["B"].fold_metrics
+    results["B"].fold_metrics = folds.assign(test_auc=folds.test_auc + 0.5)  # B first on the fold means
+    verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
+    assert verdict.sentence.startswith("No clear winner: B has the higher mean over folds, A the higher pooled")
+    assert verdict.metrics["difference.ci_high"] < 0

@@ -145,6 +145,7 @@ def _check_verdict(result, pipeline, echoed):
     assert note.startswith("**Verdict.** ") and str(result.run_dir / "04_compare.html") in note
     experiment = MlflowClient().get_experiment(pipeline.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"].startswith(f"**Latest verdict** (pipeline run `{result.run_name}`)")
 
 
 def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):

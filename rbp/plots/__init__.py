@@ -19,17 +19,21 @@ import seaborn as sns
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def show(figures: dict, max_width: int = 1100) -> None:
-    """Display each figure once in a notebook, at the page's full width (up to `max_width` pixels),
-    whatever the matplotlib backend (Agg in tests)."""
+def show(figures: dict | list) -> None:
+    """Display figures once in a notebook, side by side as the page's width allows, each at its own
+    size (100 pixels an inch) or narrower, whatever the matplotlib backend (Agg in tests)."""
     from IPython.display import HTML, display
 
-    for figure in figures.values():
+    images = []
+    for figure in figures.values() if isinstance(figures, dict) else figures:
         png = io.BytesIO()
         figure.savefig(png, format="png", dpi=150, bbox_inches="tight")
+        width = int(figure.get_figwidth() * 100)
         data = base64.b64encode(png.getvalue()).decode()
-        display(HTML(f'<img src="data:image/png;base64,{data}" style="width:100%;max-width:{max_width}px">'))
+        images.append(f'<img src="data:image/png;base64,{data}" style="width:{width}px;max-width:100%">')
         plt.close(figure)  # the inline backend would show it a second time; it can still be logged
+    display(HTML('<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">'
+                 + "".join(images) + "</div>"))
 
 
 from rbp.plots.compare import comparison_figures  # noqa: E402

@@ -107,7 +107,7 @@ def epoch_history(history_by_model: dict[str, pd.DataFrame], metric: str = "val_
     else:
         ax.text(0.5, 0.5, "no per-epoch history logged", ha="center", va="center", transform=ax.transAxes)
     ax.set(title="Validation ROC AUC per epoch (what each fold's epoch was chosen on)", xlabel="epoch",
-           ylabel=metric.replace("_", " "))
+           ylabel="validation ROC AUC" if metric == "val_auc" else metric.replace("_", " "))
     fig.tight_layout()
     return fig
 
