@@ -43,7 +43,8 @@ ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's stor
 	$(BIN)/rbp ui --port $(PORT)
 
 lab: $(VENV)/.installed ## JupyterLab on the project, opened at notebooks/, kernel "rbp (.venv)"
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(VENV)/.installed ## ruff over the package, tests and notebooks
 	$(BIN)/ruff check .
