@@ -123,9 +123,10 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
         try:
             train, test = train_test_split(positions, test_size=test_fraction, stratify=labels,
                                            random_state=seed)
-        except ValueError as exc:
+        except ValueError:
             raise DataError(f"test_fraction: {test_fraction} of {len(labels)} sequences is too few for a "
-                            f"stratified test split ({exc})") from None
+                            "stratified test split (it needs at least one sequence of each class on both "
+                            "sides)") from None
         parts = [(np.sort(train), np.sort(test))]
     else:
         parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels))
@@ -134,9 +135,13 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
         try:
             fit, dev = train_test_split(train, test_size=val_fraction, stratify=labels[train],
                                         random_state=seed)
-        except ValueError as exc:
-            raise DataError(f"fold {fold}: too few sequences for a validation split of "
-                            f"{val_fraction} ({exc})") from None
+        except ValueError:
+            per_class = {c: int((labels[train] == c).sum()) for c in (1, 0)}
+            raise DataError(
+                f"fold {fold}: its training part ({per_class[1]} positives, {per_class[0]} negatives) is too "
+                f"small for a stratified validation split of val_fraction {val_fraction}, which needs at least "
+                "one sequence of each class on both sides; give more sequences, fewer folds or a larger "
+                "val_fraction") from None
         for split, idx in (("train", fit), ("dev", dev), ("test", test)):
             rows.append(pd.DataFrame({"index": np.sort(idx), "fold": fold, "split": split}))
     return pd.concat(rows, ignore_index=True)
@@ -191,6 +196,7 @@ def write_folds(data: LabelledSet, assignment: pd.DataFrame, out_dir: str | Path
         manifest = build_manifest(data, assignment, k=k, **settings,
                                   folds_sha256=sha256_file(tmp / "folds.tsv"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the folder is the user's like any other
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -198,6 +204,12 @@ def write_folds(data: LabelledSet, assignment: pd.DataFrame, out_dir: str | Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def input_paths(params, data_dir: str | Path | None = None) -> tuple[Path, Path]:

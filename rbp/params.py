@@ -7,8 +7,8 @@ the same values with comments). A params file may leave keys out; it may not add
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +18,11 @@ import yaml
 
 from rbp.errors import RbpError
 from rbp.families import FAMILIES
+from rbp.schema import build
 
 DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
              "folds", "test_fraction", "val_fraction", "seed")
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
 NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep")
 
@@ -155,66 +157,17 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _fits(value, tp) -> bool:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return value in typing.get_args(tp)
-    if origin in (types.UnionType, typing.Union):
-        return any(_fits(value, a) for a in typing.get_args(tp))
-    if origin is list:
-        return isinstance(value, list) and all(_fits(v, typing.get_args(tp)[0]) for v in value)
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-def _build(cls, values, where: str, source: str):
-    if not isinstance(values, dict):
-        raise ParamsError(f"{source}: {where[:-1] or 'the file'} must be a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        scope = f"in {where[:-1]}" if where else "at the top"
-        raise ParamsError(
-            f"{source}: unknown key {where}{unknown[0]}; allowed {scope}: " + ", ".join(hints)
-        )
-    kwargs = {}
-    for key, value in values.items():
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value or {}, f"{where}{key}.", source)
-            continue
-        if not _fits(value, tp):
-            raise ParamsError(f"{source}: {where}{key} must be {_describe(tp)}, got {value!r}")
-        if tp is float or (typing.get_origin(tp) in (types.UnionType, typing.Union)
-                           and float in typing.get_args(tp) and isinstance(value, int)):
-            value = float(value)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
 def _check(p: Params, source: str) -> Params:
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             raise ParamsError(f"{source}: {key} {what}")
 
     need(3 <= p.k <= 6, "k", f"must be 3, 4, 5 or 6 (DNABERT's k), got {p.k}")
+    need(0 <= p.seed < 2**32, "seed", f"must lie between 0 and 2**32 - 1, got {p.seed}")
+    name = p.dataset_name
+    need(bool(NAME.fullmatch(name)), "dataset" if p.dataset else "data_dir",
+         f"gives the data set name {name!r}, which names an MLflow experiment and a folder: use letters, "
+         "digits, '-', '_' and '.' only, not starting with '.'" + ("" if p.dataset else "; or set dataset"))
     need(p.length is None or p.length >= p.k, "length", f"must be at least k = {p.k} nt, got {p.length}")
     for length in p.sweep.lengths:
         need(length >= p.k, "sweep.lengths", f"must each be at least k = {p.k} nt, got {length}")
@@ -236,8 +189,15 @@ def _check(p: Params, source: str) -> Params:
         need(t.max_epochs >= 1, f"{section}.max_epochs", "must be at least 1")
         need(0 <= t.min_epochs <= t.max_epochs, f"{section}.min_epochs", "must lie between 0 and max_epochs")
         need(t.patience >= 1, f"{section}.patience", "must be at least 1")
-        need(t.batch_size >= 1, f"{section}.batch_size", "must be at least 1")
-        need(t.lr > 0, f"{section}.lr", "must be positive")
+        need(t.batch_size >= 1, f"{section}.batch_size", f"must be at least 1, got {t.batch_size}")
+        need(t.eval_batch_size >= 1, f"{section}.eval_batch_size", f"must be at least 1, got {t.eval_batch_size}")
+        need(0 < t.lr < math.inf, f"{section}.lr", f"must be a positive finite number, got {t.lr}")
+        need(0 <= t.weight_decay < math.inf, f"{section}.weight_decay", f"must be 0 or more, got {t.weight_decay}")
+        need(t.grad_clip is None or 0 < t.grad_clip < math.inf, f"{section}.grad_clip",
+             f"must be positive, or null for none; got {t.grad_clip}")
+        for key in ("dropout", "hidden_dropout", "attention_dropout"):
+            value = getattr(t, key, 0.0)
+            need(0 <= value < 1, f"{section}.{key}", f"must lie in [0, 1), got {value}")
         need(0 <= t.warmup_fraction < 1, f"{section}.warmup_fraction", "must lie in [0, 1)")
         need(0 <= t.mask_fraction < 1, f"{section}.mask_fraction", f"must lie in [0, 1), got {t.mask_fraction}")
         need(t.ema_decay is None or 0 < t.ema_decay < 1, f"{section}.ema_decay",
@@ -248,7 +208,7 @@ def _check(p: Params, source: str) -> Params:
 
 
 def from_dict(values: dict, source: str = "params") -> Params:
-    return _check(_build(Params, values, "", source), source)
+    return _check(build(Params, values, source, ParamsError), source)
 
 
 def set_dotted(values: dict, key: str, value) -> None:
@@ -303,7 +263,20 @@ def load_params(path: str | Path | None = None, overrides: dict | list[str] | No
     source = str(path) if path else "params"
     if not isinstance(values, dict):
         raise ParamsError(f"{source}: must be a mapping of keys to values")
-    return from_dict(merge(values, overrides or {}), source)
+    try:
+        return from_dict(merge(values, overrides or {}), source)
+    except ParamsError as exc:
+        if overrides and _valid(values, source):  # the file alone is fine: an override is at fault
+            raise ParamsError(str(exc).replace(f"{source}: ", f"{source} with -p overrides: ", 1)) from None
+        raise
+
+
+def _valid(values: dict, source: str) -> bool:
+    try:
+        from_dict(values, source)
+    except ParamsError:
+        return False
+    return True
 
 
 def collect(namespace: dict, source: str = "notebook parameters") -> Params:

@@ -48,6 +48,7 @@ class PipelineResult:
 def check_inputs(params: Params):
     """Read the data, make the folds in memory and check a DNABERT checkpoint, so that bad input
     stops the run before anything is written."""
+    resolve_device(params.device)  # cuda asked for on a machine without it
     with tempfile.TemporaryDirectory() as tmp:
         data = load_dataset(params, tmp)
     for length in [params.length, *params.sweep.lengths]:

@@ -174,3 +174,25 @@ def test_preprocess_with_a_window_writes_it_everywhere(small_data_dir, tmp_path)
     dnabert = pd.read_csv(tmp_path / "folds" / "fold-1" / "test.tsv", sep="\t")
     assert {len(s.split(" ")) for s in dnabert.sequence} == {29}
     assert Folds(tmp_path / "folds").length == 31
+
+
+def test_too_small_a_training_part_gets_our_message_not_scikit_learns():
+    with pytest.raises(DataError, match=r"fold 1: its training part \(2 positives, 2 negatives\) is too small "
+                                        r"for a stratified validation split of val_fraction 0.1") as info:
+        make_folds([1, 1, 1, 0, 0, 0], 3, seed=0, val_fraction=0.1)
+    assert "test_size" not in str(info.value)
+
+
+def test_the_folds_folder_follows_the_umask(tmp_path):
+    import os
+
+    from rbp.synthetic import write_synthetic
+
+    pos, neg = write_synthetic(tmp_path / "data", seed=1)
+    data = load_labelled(pos, neg)
+    previous = os.umask(0o022)
+    try:
+        write_folds(data, make_folds(data.table.label, 2, 0, 0.1), tmp_path / "folds", 3)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "folds").stat().st_mode & 0o777 == 0o755

@@ -67,6 +67,16 @@ def test_int_accepted_for_float():
         ({"notebooks": ["01_preprocess", "03_lstm_cv", "05_length_sweep"]}, "05_length_sweep: it needs sweep"),
         ({"lstm": {"mask_fraction": 1.0}}, r"lstm.mask_fraction must lie in \[0, 1\), got 1.0"),
         ({"dnabert": {"ema_decay": 1.5}}, "dnabert.ema_decay must lie between 0 and 1 .*got 1.5"),
+        ({"seed": -1}, r"seed must lie between 0 and 2\*\*32 - 1, got -1"),
+        ({"seed": 2**32}, r"seed must lie between 0 and 2\*\*32 - 1, got 4294967296"),
+        ({"lstm": {"eval_batch_size": 0}}, "lstm.eval_batch_size must be at least 1, got 0"),
+        ({"lstm": {"dropout": 1.5}}, r"lstm.dropout must lie in \[0, 1\), got 1.5"),
+        ({"dnabert": {"attention_dropout": -0.1}}, r"dnabert.attention_dropout must lie in \[0, 1\)"),
+        ({"lstm": {"lr": float("inf")}}, "lstm.lr must be a positive finite number, got inf"),
+        ({"dnabert": {"grad_clip": 0}}, "dnabert.grad_clip must be positive, or null for none; got 0"),
+        ({"dataset": "pum2/v2"}, "dataset gives the data set name 'pum2/v2'.*letters, digits"),
+        ({"dataset": "../../escape"}, "dataset gives the data set name '../../escape'"),
+        ({"data_dir": "/x/my data"}, "data_dir gives the data set name 'my data'.*; or set dataset"),
     ],
 )
 def test_bad_params_name_the_key(overrides, message):
@@ -120,3 +130,9 @@ def test_collect_reads_a_notebook_namespace_whose_names_were_rebound():
     assert collect(namespace).seed == 7 and collect(namespace).folds == 3
     with pytest.raises(ParamsError, match="folds must be an integer"):
         collect({"folds": "five"})
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_the_file():
+    with pytest.raises(ParamsError, match=r"default\.yaml with -p overrides: lstm.lr must be a number"):
+        load_params(ROOT / "params" / "default.yaml", ["lstm.lr=fast"])
+    assert load_params(ROOT / "params" / "default.yaml", ["dataset=pum2.v2_b-1"]).dataset_name == "pum2.v2_b-1"

@@ -311,3 +311,14 @@ def test_a_notebook_receives_only_the_parameters_it_declares(name):
     declared = set(papermill.inspect_notebook(str(notebook_path(name))))
     assert values and set(values) <= declared
     assert ("lstm" in values) == (name == "03_lstm_cv") and ("dnabert" in values) == (name == "02_dnabert_cv")
+
+
+@pytest.mark.usefixtures("mlflow_store")
+def test_cuda_on_a_machine_without_it_leaves_nothing_behind(small_data_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RbpError, match="device: cuda was asked for, but torch sees no CUDA device"):
+        run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "device": "cuda", "output_dir": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()
+    assert mlflow.search_runs(search_all_experiments=True).empty
