@@ -49,7 +49,7 @@ class LabelledSet:
 
 
 def load_labelled(positives: str | Path, negatives: str | Path, ambiguous: str = "skip",
-                  k: int | None = None) -> LabelledSet:
+                  k: int | None = None, max_length: int | None = None) -> LabelledSet:
     """Positives (label 1) and negatives (label 0) from two FASTA files, ids unique across both."""
     frames, sources, origin = [], {}, {}
     for name, path, label in (("positives", positives, 1), ("negatives", negatives, 0)):
@@ -58,6 +58,10 @@ def load_labelled(positives: str | Path, negatives: str | Path, ambiguous: str =
             if rec.id in origin:
                 raise DataError(f"id '{rec.id}' stands in both {origin[rec.id]} and {path}")
             origin[rec.id] = path
+            if max_length is not None and len(rec.sequence) > max_length:
+                raise DataError(f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, more than "
+                                f"max_sequence_length = {max_length}; cut it to its binding region, or raise "
+                                "max_sequence_length if the model can take it")
             if k is not None and len(rec.sequence) < k:
                 raise DataError(
                     f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, shorter than k = {k}"
@@ -228,7 +232,7 @@ def input_paths(params, data_dir: str | Path | None = None) -> tuple[Path, Path]
 
 def load_dataset(params, data_dir: str | Path | None = None) -> LabelledSet:
     pos, neg = input_paths(params, data_dir)
-    return load_labelled(pos, neg, ambiguous=params.ambiguous, k=params.k)
+    return load_labelled(pos, neg, ambiguous=params.ambiguous, k=params.k, max_length=params.max_sequence_length)
 
 
 def prepare_folds(params, run_dir: str | Path) -> dict:

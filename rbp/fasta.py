@@ -14,6 +14,7 @@ NUCLEOTIDES = frozenset("ACGTU")
 # IUPAC ambiguity codes: a record holding one is skipped, kept (its k-mers become [UNK]) or refused.
 AMBIGUOUS = frozenset("NRYSWKMBDHV")
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_BYTES = 512 * 2**20  # a FASTA file (uncompressed) larger than this is refused, not read into memory
 
 
 class FastaError(RbpError):
@@ -38,12 +39,18 @@ def _text(path: Path) -> str:
         raise FastaError(f"{path}: file not found")
     if path.is_dir():
         raise FastaError(f"{path}: is a directory, not a FASTA file")
-    raw = path.read_bytes()
-    if raw.startswith(_GZIP_MAGIC):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise FastaError(f"{path}: damaged gzip file ({exc})") from None
+    if not path.is_file():  # reading a device, FIFO or socket may never end
+        raise FastaError(f"{path}: not a regular file (a device, pipe or socket); give a FASTA file")
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == _GZIP_MAGIC
+    try:
+        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as fh:
+            raw = fh.read(MAX_BYTES + 1)  # never more than the limit in memory, whatever the file holds
+    except (OSError, EOFError) as exc:
+        raise FastaError(f"{path}: damaged gzip file ({exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise FastaError(f"{path}: more than {MAX_BYTES // 2**20} MiB of FASTA text"
+                         f"{' once decompressed' if gzipped else ''}; split it or keep the sequences to train on")
     if b"\x00" in raw:
         raise FastaError(f"{path}: binary content, not a FASTA text file")
     try:

@@ -21,6 +21,7 @@ from rbp.families import FAMILIES
 from rbp.schema import build
 
 DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
+             "max_sequence_length",
              "folds", "test_fraction", "val_fraction", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
@@ -116,6 +117,7 @@ class Params:
     k: int = 3
     length: int | None = None  # centred window of this many nt cut from each sequence; null = whole
     short_sequences: Literal["keep", "drop"] = "keep"  # sequences shorter than `length`
+    max_sequence_length: int = 100_000  # a longer record is refused: it cannot be trained on
     folds: int = 5  # 0 = one stratified train/test split of test_fraction
     test_fraction: float = 0.2
     val_fraction: float = 0.1
@@ -163,6 +165,8 @@ def _check(p: Params, source: str) -> Params:
             raise ParamsError(f"{source}: {key} {what}")
 
     need(3 <= p.k <= 6, "k", f"must be 3, 4, 5 or 6 (DNABERT's k), got {p.k}")
+    need(p.max_sequence_length >= p.k, "max_sequence_length",
+         f"must be at least k = {p.k}, got {p.max_sequence_length}")
     need(0 <= p.seed < 2**32, "seed", f"must lie between 0 and 2**32 - 1, got {p.seed}")
     name = p.dataset_name
     need(bool(NAME.fullmatch(name)), "dataset" if p.dataset else "data_dir",

@@ -197,6 +197,7 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
     data = check_inputs(params)
     dataset = params.dataset_name
     experiment_id = tracking.use_experiment(dataset)
+    tracking.close_stale_runs(echo)
     run_dir = _claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
     run_name = run_dir.name
     tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",

@@ -6,6 +6,7 @@ This is the only module (with rbp.pipeline) that imports MLflow; the core runs w
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -86,9 +87,54 @@ def git_commit() -> str:
     return "unknown"
 
 
+def _process_start(pid: int) -> str:
+    """When process `pid` started (Linux: clock ticks since boot), or "" where that cannot be read.
+    With the pid it tells a process apart from a later one that got the same pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_tags() -> dict:
+    """Where a run runs: host, process id and its start, so a later start can tell it was killed."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": str(pid), "process_start": _process_start(pid)}
+
+
+def _alive(tags: dict) -> bool:
+    try:
+        pid = int(tags["pid"])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (KeyError, ValueError, PermissionError, OSError):
+        return True  # no pid recorded, or a process of another user: leave the run alone
+    start = tags.get("process_start")
+    return not start or _process_start(pid) in ("", start)
+
+
+def close_stale_runs(echo=print) -> list[str]:
+    """Mark KILLED every run left RUNNING by a process of this host that no longer exists (a job
+    killed with SIGKILL, or by the out-of-memory killer, cannot end its own runs). Returns their names."""
+    client, host, closed = MlflowClient(), socket.gethostname(), []
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return closed
+    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=5000):
+        tags = run.data.tags
+        if tags.get("host") == host and not _alive(tags):
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_name)
+    if closed:
+        echo(f"marked KILLED {len(closed)} run(s) whose process had died without ending them: "
+             + ", ".join(sorted(closed)))
+    return closed
+
+
 def house_tags(dataset: str, data_sha256: str | None = None, **extra) -> dict:
-    """The tags every run carries: dataset, data_sha256, git_commit, and the rest."""
-    tags = {"dataset": dataset, "git_commit": git_commit(), **extra}
+    """The tags every run carries: dataset, data_sha256, git_commit, where it runs, and the rest."""
+    tags = {"dataset": dataset, "git_commit": git_commit(), **process_tags(), **extra}
     if data_sha256:
         tags["data_sha256"] = data_sha256
     return {k: str(v) for k, v in tags.items() if v is not None}
@@ -190,8 +236,9 @@ class CVLogger:
         return self
 
     def __exit__(self, *exc):
+        broken = "KILLED" if exc[0] and issubclass(exc[0], KeyboardInterrupt) else "FAILED"
         while mlflow.active_run() and mlflow.active_run().info.run_id != self.cv_run.info.run_id:
-            mlflow.end_run("FAILED" if exc[0] else "FINISHED")  # a fold that broke off
+            mlflow.end_run(broken if exc[0] else "FINISHED")  # a fold that broke off, like its parents
         if exc[0] is None and self.results:
             self._log_summary()
         return self._context.__exit__(*exc)

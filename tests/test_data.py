@@ -196,3 +196,10 @@ def test_the_folds_folder_follows_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "folds").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_record_too_long_to_train_on_is_refused_by_name(tmp_path):
+    (tmp_path / "p.fa").write_text(">ok\nACGTACGT\n>huge\n" + "ACGT" * 300 + "\n")
+    (tmp_path / "n.fa").write_text(">n\nACGTACGT\n")
+    with pytest.raises(DataError, match=r"p\.fa: record 'huge' has 1200 nt, more than max_sequence_length = 1000"):
+        load_labelled(tmp_path / "p.fa", tmp_path / "n.fa", max_length=1000)

@@ -107,3 +107,30 @@ def test_pum2_reads_whole(pum2_dir):
     header = next(raw[j] for j in range(indented[0], -1, -1) if raw[j].startswith(">"))
     rid = header[1:].split()[0]
     assert len(next(r for r in records if r.id == rid).sequence) == 81
+
+
+def test_a_fifo_or_device_is_refused_without_reading_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.fa"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(FastaError, match="not a regular file"):
+            read_fasta(path)
+
+
+def test_an_endless_file_is_read_only_up_to_the_limit(tmp_path, monkeypatch):
+    """A file past the limit is refused after reading at most the limit: memory stays bounded."""
+    import gzip
+
+    import rbp.fasta
+
+    monkeypatch.setattr(rbp.fasta, "MAX_BYTES", 1000)
+    big = tmp_path / "big.fa"
+    big.write_text(">a\n" + "ACGT" * 1000 + "\n")
+    with pytest.raises(FastaError, match=r"big\.fa: more than 0 MiB of FASTA text; split it"):
+        read_fasta(big)
+    packed = tmp_path / "big.fa.gz"
+    packed.write_bytes(gzip.compress(big.read_bytes()))
+    with pytest.raises(FastaError, match="once decompressed"):
+        read_fasta(packed)

@@ -29,3 +29,49 @@ def test_experiments_keep_their_artifacts_beside_the_store(mlflow_store):
     experiment_id = tracking.use_experiment("synthetic")
     location = MlflowClient().get_experiment(experiment_id).artifact_location
     assert location == (mlflow_store / "artifacts").as_uri() + "/synthetic"
+
+
+def test_runs_of_a_dead_process_are_marked_killed_and_live_ones_kept(mlflow_store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    experiment_id = tracking.use_experiment("pum2")
+    client = MlflowClient()
+    orphan = client.create_run(experiment_id, run_name="orphan",
+                               tags={**tracking.process_tags(), "pid": str(dead.pid), "process_start": ""})
+    alive = client.create_run(experiment_id, run_name="alive", tags=tracking.process_tags())
+    elsewhere = client.create_run(experiment_id, run_name="elsewhere",
+                                  tags={**tracking.process_tags(), "host": "another-host", "pid": str(dead.pid)})
+    lines = []
+    assert tracking.close_stale_runs(lines.append) == ["orphan"]
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
+    assert lines == ["marked KILLED 1 run(s) whose process had died without ending them: orphan"]
+
+
+@pytest.mark.slow
+def test_a_pipeline_killed_with_sigkill_is_marked_killed_by_the_next_start(mlflow_store, small_data_dir, tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "rbp", "run", "--params", str(ROOT / "params" / "smoke.yaml"),
+           "-p", f"data_dir={small_data_dir}", "-p", f"output_dir={tmp_path / 'out'}"]
+    job = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    client = MlflowClient()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # until a notebook kernel has opened a run of its own
+        experiment = client.get_experiment_by_name("small")
+        names = [r.info.run_name for r in client.search_runs([experiment.experiment_id])] if experiment else []
+        if any(name in ("preprocess", "dnabert_cv", "lstm_cv") for name in names):
+            break
+        time.sleep(0.5)
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and its notebook kernel, as the OOM killer would
+    job.wait()
+    runs = client.search_runs([experiment.experiment_id])
+    assert "RUNNING" in [r.info.status for r in runs]
+    time.sleep(1)
+    closed = tracking.close_stale_runs(lambda line: None)
+    runs = client.search_runs([experiment.experiment_id])
+    assert closed and "RUNNING" not in [r.info.status for r in runs]
+    assert {r.info.run_name for r in runs if r.info.status == "KILLED"} == set(closed)
