@@ -7,6 +7,7 @@ the best-on-validation weights. Callbacks let a tracking layer log as the folds 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,6 +32,21 @@ class FoldResult:
     @property
     def best_epoch(self) -> int:
         return self.training.best_epoch
+
+    @property
+    def warning(self) -> str | None:
+        return divergence(self.training, self.fold)
+
+
+def divergence(training: TrainResult, fold: int) -> str | None:
+    """A warning when training ran away: the training loss ended ten times above where it started, or
+    went past 100 (a cross-entropy that high means the weights exploded). None when it looks sane."""
+    losses = [log.train_loss for log in training.history]
+    if len(losses) < 2 or (losses[-1] <= 10 * losses[0] and max(losses) <= 100):
+        return None
+    return (f"fold {fold}: training diverged (training loss {losses[0]:.3g} in epoch 1, {losses[-1]:.3g} in epoch "
+            f"{len(losses)}; best validation AUC {training.best_val_auc:.3f}); lower the learning rate or turn "
+            "on grad_clip")
 
 
 class Callbacks:
@@ -94,6 +110,8 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
     predictions = pd.DataFrame({"id": test.id.to_numpy(), "label": test.label.to_numpy(),
                                 "probability": probabilities, "fold": fold})
     result = FoldResult(fold, training, metrics, predictions, model, time.perf_counter() - start)
+    if result.warning:
+        warnings.warn(result.warning, RuntimeWarning, stacklevel=2)
     callbacks.fold_ended(result)
     return result
 

@@ -39,7 +39,7 @@ class ProgressFile(Callbacks):
 
     def fold_ended(self, result) -> None:
         self._write(event="done", fold=result.fold, best_epoch=result.best_epoch,
-                    best_val_auc=result.training.best_val_auc, seconds=result.seconds)
+                    best_val_auc=result.training.best_val_auc, seconds=result.seconds, warning=result.warning)
 
 
 def reporter(model: str, n_folds: int, max_epochs: int) -> Callbacks:
@@ -56,8 +56,9 @@ def describe(event: dict) -> str:
     if event["event"] == "epoch":
         return (f"{where}, epoch {event['epoch']}/{event['max_epochs']}: validation AUC {event['val_auc']:.3f} "
                 f"({event['seconds']:.0f} s)")
-    return (f"{where} done: best epoch {event['best_epoch']}, validation AUC {event['best_val_auc']:.3f}, "
+    done = (f"{where} done: best epoch {event['best_epoch']}, validation AUC {event['best_val_auc']:.3f}, "
             f"{event['seconds']:.0f} s")
+    return done + (f"\n    WARNING: {event['warning']}" if event.get("warning") else "")
 
 
 class Follower:

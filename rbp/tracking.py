@@ -258,6 +258,8 @@ class CVLogger:
     def fold_ended(self, result) -> None:
         mlflow.log_metrics({**result.metrics, "best_epoch": result.best_epoch,
                             "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds})
+        if result.warning:
+            mlflow.set_tags({"diverged": "true", NOTE: result.warning})
         log_frame(result.predictions, "predictions.csv")
         if self.log_checkpoints:
             with tempfile.TemporaryDirectory() as tmp:

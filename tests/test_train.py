@@ -216,3 +216,18 @@ def test_dnabert_checkpoint_fine_tunes_on_a_separable_problem(tmp_path, ema_deca
     family = DNABERTFamily(cfg, 3)
     result = run_fold(family, folds, 1, cfg, CPU, seed=0, progress=False)
     assert result.metrics["test_auc"] > 0.95, result.training.history
+
+
+def test_a_run_away_training_is_flagged():
+    from rbp.cv import divergence
+    from rbp.train import EpochLog, TrainResult
+
+    def result(losses, auc=0.49):
+        return TrainResult(best_epoch=1, best_val_auc=auc,
+                           history=[EpochLog(i + 1, loss, loss, auc, 1e6, 1.0) for i, loss in enumerate(losses)])
+
+    message = divergence(result([0.69, 3e5, 8e11]), fold=2)
+    assert message.startswith("fold 2: training diverged (training loss 0.69 in epoch 1, 8e+11 in epoch 3")
+    assert "best validation AUC 0.490" in message and "lower the learning rate" in message
+    assert divergence(result([0.69, 0.5, 0.4], auc=0.9), fold=1) is None
+    assert divergence(result([0.69]), fold=1) is None
