@@ -38,6 +38,20 @@ def _ui(args) -> int:
 UI_VIEW = "workflowType=machine_learning"
 
 
+def _runs(args) -> int:
+    from rbp.tracking import close_stale_runs, tracking_uri
+
+    if not args.clean_stale:
+        print("nothing asked: give --clean-stale", file=sys.stderr)
+        return 2
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    if not close_stale_runs():
+        print(f"no run left RUNNING by a dead process of this host in {tracking_uri()}")
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -51,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter, e.g. -p data_dir=data/pum2 -p lstm.lr=1e-3")
     run.set_defaults(func=_run)
+    runs = sub.add_parser("runs", help="look after the runs in the project's store")
+    runs.add_argument("--clean-stale", action="store_true",
+                      help="mark KILLED the runs left RUNNING by processes of this host that died")
+    runs.set_defaults(func=_runs)
     ui = sub.add_parser("ui", help="the MLflow UI over the project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

@@ -203,3 +203,15 @@ def test_a_record_too_long_to_train_on_is_refused_by_name(tmp_path):
     (tmp_path / "n.fa").write_text(">n\nACGTACGT\n")
     with pytest.raises(DataError, match=r"p\.fa: record 'huge' has 1200 nt, more than max_sequence_length = 1000"):
         load_labelled(tmp_path / "p.fa", tmp_path / "n.fa", max_length=1000)
+
+
+def test_a_one_megabase_record_is_refused_at_the_default_limit(tmp_path):
+    from rbp.data import load_dataset
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "positives.fa").write_text(">chr_piece\n" + "ACGT" * 250_000 + "\n>ok\nACGTACGT\n")
+    (data / "negatives.fa").write_text(">n\nACGTACGT\n")
+    params = load_params(overrides={"data_dir": str(data)})
+    with pytest.raises(DataError, match="record 'chr_piece' has 1000000 nt, more than max_sequence_length = 100000"):
+        load_dataset(params, tmp_path / "run")

@@ -75,3 +75,18 @@ def test_a_pipeline_killed_with_sigkill_is_marked_killed_by_the_next_start(mlflo
     runs = client.search_runs([experiment.experiment_id])
     assert closed and "RUNNING" not in [r.info.status for r in runs]
     assert {r.info.run_name for r in runs if r.info.status == "KILLED"} == set(closed)
+
+
+def test_the_cli_cleans_stale_runs(mlflow_store, capsys):
+    from rbp.cli import main
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    experiment_id = tracking.use_experiment("pum2")
+    run = MlflowClient().create_run(experiment_id, run_name="fold-3",
+                                    tags={**tracking.process_tags(), "pid": str(dead.pid), "process_start": ""})
+    assert main(["runs", "--clean-stale"]) == 0
+    assert "marked KILLED 1 run(s) whose process had died without ending them: fold-3" in capsys.readouterr().out
+    assert MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
+    assert main(["runs", "--clean-stale"]) == 0
+    assert "no run left RUNNING" in capsys.readouterr().out
