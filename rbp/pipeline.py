@@ -161,8 +161,11 @@ def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
     client.set_tag(run_id, tracking.NOTE, note)
     # The experiment's description heads its runs page in the UI: the latest verdict is seen first there.
     run = client.get_run(run_id)
+    headline = re.split(r"[.:]", verdict["sentence"], maxsplit=1)[0]
+    scores = ", ".join(f"{model} {row['ROC AUC']}" for model, row in table.iterrows())
     client.set_experiment_tag(run.info.experiment_id, tracking.NOTE,
-                              f"**Latest verdict** (pipeline run `{run.info.run_name}`): {verdict['sentence']}")
+                              f"**Latest verdict** ({run.info.run_name}): {headline}; test ROC AUC {scores}.\n\n"
+                              f"{verdict['sentence']}")
 
 
 def export_html(notebook_path: str | Path, html_path: str | Path | None = None,

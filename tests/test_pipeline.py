@@ -145,7 +145,9 @@ def _check_verdict(result, pipeline, echoed):
     assert note.startswith("**Verdict.** ") and str(result.run_dir / "04_compare.html") in note
     experiment = MlflowClient().get_experiment(pipeline.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert experiment.tags["mlflow.note.content"].startswith(f"**Latest verdict** (pipeline run `{result.run_name}`)")
+    summary = experiment.tags["mlflow.note.content"]
+    assert summary.startswith(f"**Latest verdict** ({result.run_name}): ") and "; test ROC AUC " in summary
+    assert "LSTM 0." in summary and "DNABERT (pretrained) 0." in summary
 
 
 def _check_cv_runs(runs, parent_run_id, family, n_folds, sha):
