@@ -87,13 +87,19 @@ def git_commit() -> str:
     return "unknown"
 
 
+def _stat(pid: int) -> list[str]:
+    """Linux's /proc/<pid>/stat fields after the command name (state first), or [] elsewhere."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _process_start(pid: int) -> str:
     """When process `pid` started (Linux: clock ticks since boot), or "" where that cannot be read.
     With the pid it tells a process apart from a later one that got the same pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def process_tags() -> dict:
@@ -110,6 +116,9 @@ def _alive(tags: dict) -> bool:
         return False
     except (KeyError, ValueError, PermissionError, OSError):
         return True  # no pid recorded, or a process of another user: leave the run alone
+    fields = _stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return False
     start = tags.get("process_start")
     return not start or _process_start(pid) in ("", start)
 

@@ -70,7 +70,10 @@ def test_a_pipeline_killed_with_sigkill_is_marked_killed_by_the_next_start(mlflo
     job.wait()
     runs = client.search_runs([experiment.experiment_id])
     assert "RUNNING" in [r.info.status for r in runs]
-    time.sleep(1)
+    pids = {int(r.data.tags["pid"]) for r in runs if r.info.status == "RUNNING"}
+    deadline = time.monotonic() + 60  # a notebook kernel outside the group exits once its parent is gone
+    while time.monotonic() < deadline and any(_exists(pid) for pid in pids):
+        time.sleep(0.5)
     closed = tracking.close_stale_runs(lambda line: None)
     runs = client.search_runs([experiment.experiment_id])
     assert closed and "RUNNING" not in [r.info.status for r in runs]
@@ -90,3 +93,7 @@ def test_the_cli_cleans_stale_runs(mlflow_store, capsys):
     assert MlflowClient().get_run(run.info.run_id).info.status == "KILLED"
     assert main(["runs", "--clean-stale"]) == 0
     assert "no run left RUNNING" in capsys.readouterr().out
+
+
+def _exists(pid: int) -> bool:
+    return tracking._alive({"pid": str(pid)})
