@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -120,7 +121,7 @@ class Verdict:
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_").replace("__", "_")
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 def verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None = None) -> Verdict:

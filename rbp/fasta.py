@@ -47,7 +47,8 @@ def _text(path: Path) -> str:
         with (gzip.open(path, "rb") if gzipped else path.open("rb")) as fh:
             raw = fh.read(MAX_BYTES + 1)  # never more than the limit in memory, whatever the file holds
     except (OSError, EOFError) as exc:
-        raise FastaError(f"{path}: damaged gzip file ({exc})") from None
+        what = "damaged gzip file" if gzipped else "cannot be read"
+        raise FastaError(f"{path}: {what} ({exc})") from None
     if len(raw) > MAX_BYTES:
         raise FastaError(f"{path}: more than {MAX_BYTES // 2**20} MiB of FASTA text"
                          f"{' once decompressed' if gzipped else ''}; split it or keep the sequences to train on")

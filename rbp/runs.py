@@ -247,11 +247,6 @@ def load_results(cv_runs: list[CVRun]) -> dict[str, ModelResults]:
     return results
 
 
-def cv_run_metrics(cv_run: CVRun) -> dict[str, float]:
-    """The metrics the CV run itself logged (mean_test_*, std_test_*, n_folds, …)."""
-    return dict(client().get_run(cv_run.run_id).data.metrics)
-
-
-def run_metric(run_id: str, key: str) -> float | None:
-    """One metric of a run, or None when the run did not log it."""
-    return client().get_run(run_id).data.metrics.get(key)
+def run_metrics(run_id: str) -> dict[str, float]:
+    """The metrics a run logged (for a CV run: mean_test_*, std_test_*, n_folds, …)."""
+    return dict(client().get_run(run_id).data.metrics)

@@ -7,7 +7,7 @@ import pandas as pd
 from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS, format_mean_std
 from rbp.metrics import metric as registered
-from rbp.runs import cv_run_metrics, find_cv_runs, model_label
+from rbp.runs import find_cv_runs, model_label, run_metrics
 
 
 def sweep_table(pipeline_run_id: str) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def sweep_table(pipeline_run_id: str) -> pd.DataFrame:
         length = cv.tags.get("length", "full")
         if length == "full":
             continue
-        metrics = cv_run_metrics(cv)
+        metrics = run_metrics(cv.run_id)
         row = {"model": model_label({**cv.tags, "length": "full"}), "length": int(length),
                "n_folds": int(metrics.get("n_folds", 0)), "run_id": cv.run_id}
         for key in TEST_METRICS:

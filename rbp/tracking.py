@@ -37,8 +37,8 @@ def artifact_root(uri: str | None = None) -> str | None:
     return (db.parent / "artifacts").as_uri() if db else None
 
 
-# The UI opens an experiment in its model-training view (runs nested pipeline > CV > folds) only when
-# the experiment says so; otherwise MLflow 3 shows its GenAI view (traces, runs as "evaluations").
+# MLflow 3 marks what an experiment is for; ours train models. (Its UI picks the model-training view
+# from the URL, `?workflowType=machine_learning`, which the CLI prints.)
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 NOTE = "mlflow.note.content"  # a run's or experiment's description in the UI
 
@@ -120,7 +120,7 @@ def _alive(tags: dict) -> bool:
     if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped
         return False
     start = tags.get("process_start")
-    return not start or _process_start(pid) in ("", start)
+    return not start or len(fields) <= 19 or fields[19] == start
 
 
 def close_stale_runs(echo=print) -> list[str]:
