@@ -7,27 +7,34 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rbp.errors import RbpError
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
 from rbp.params import LSTMParams
 
 CHECKPOINT = "model.pt"
+READOUTS = ("last", "max")
 
 
 class BiLSTMClassifier(nn.Module):
-    """Embedding → 2-layer biLSTM → last layer's final forward and backward states → 64 → ReLU → 1.
+    """Embedding → biLSTM → a readout of the last layer → dense → ReLU → 1 logit.
 
-    Returns one logit per sequence (the sigmoid is in the loss). Padding (id 0) is skipped by
-    packing, so a padded sequence gets the same logit as the unpadded one.
+    The readout is `last` (the original exercise's: the final forward and backward states) or `max`
+    (the maximum of each output unit over all positions, as DeepBind-style models pool: a motif
+    anywhere in the sequence reaches the head as directly as one at either end). Returns one logit
+    per sequence (the sigmoid is in the loss). Padding (id 0) is skipped by packing and left out of
+    the maximum, so a padded sequence gets the same logit as the unpadded one.
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 100,
-                 num_layers: int = 2, dropout: float = 0.1, dense_size: int = 64):
+                 num_layers: int = 2, dropout: float = 0.1, dense_size: int = 64, readout: str = "last"):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, not {readout!r}")
+        self.readout = readout
         self.config = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,
-                           num_layers=num_layers, dropout=dropout, dense_size=dense_size)
+                           num_layers=num_layers, dropout=dropout, dense_size=dense_size, readout=readout)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if num_layers > 1 else 0.0)
@@ -35,14 +42,22 @@ class BiLSTMClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         embedded = self.embedding(input_ids)
-        lengths = (input_ids != PAD_ID).sum(dim=1)
-        if bool((lengths == input_ids.shape[1]).all()):
-            _, (hidden, _) = self.lstm(embedded)  # no padding in this batch: the fast path
+        width = input_ids.shape[1]
+        lengths = (input_ids != PAD_ID).sum(dim=1).clamp(min=1)
+        padded = not bool((lengths == width).all())
+        if padded:
+            inputs = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         else:
-            packed = pack_padded_sequence(embedded, lengths.clamp(min=1).cpu(), batch_first=True,
-                                          enforce_sorted=False)
-            _, (hidden, _) = self.lstm(packed)
-        final = torch.cat([hidden[-2], hidden[-1]], dim=1)  # last layer: forward, backward
+            inputs = embedded  # no padding in this batch: the fast path
+        outputs, (hidden, _) = self.lstm(inputs)
+        if self.readout == "last":
+            final = torch.cat([hidden[-2], hidden[-1]], dim=1)  # last layer: forward, backward
+        else:
+            if padded:
+                outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=width)
+                beyond = torch.arange(width, device=input_ids.device)[None, :] >= lengths[:, None]
+                outputs = outputs.masked_fill(beyond[:, :, None], float("-inf"))
+            final = outputs.max(dim=1).values
         return self.head(final).squeeze(-1)
 
 
@@ -58,7 +73,7 @@ class LSTMFamily:
     def build(self) -> BiLSTMClassifier:
         p = self.params
         return BiLSTMClassifier(len(kmer_vocab(self.k)), p.embedding_dim, p.hidden_size, p.num_layers,
-                                p.dropout, p.dense_size)
+                                p.dropout, p.dense_size, p.readout)
 
     def encode(self, sequences) -> dict[str, torch.Tensor]:
         ids = encode_kmers(list(sequences), self.k, add_special_tokens=False)
@@ -74,8 +89,10 @@ class LSTMFamily:
             extras += f", {p.mask_fraction:.0%} of the k-mers of each training batch masked"
         if p.ema_decay:
             extras += f", a moving average of the weights (decay {p.ema_decay})"
-        return (f"Bidirectional LSTM: {p.num_layers} layers of {p.hidden_size} units over {p.embedding_dim}-d "
-                f"embeddings of {self.k}-mers, {p.optimizer} lr {p.lr}, batch {p.batch_size}, "
+        layers = "1 layer" if p.num_layers == 1 else f"{p.num_layers} layers"
+        readout = "the maximum over positions" if p.readout == "max" else "the final states"
+        return (f"Bidirectional LSTM: {layers} of {p.hidden_size} units over {p.embedding_dim}-d "
+                f"embeddings of {self.k}-mers, read out by {readout}, {p.optimizer} lr {p.lr}, batch {p.batch_size}, "
                 f"up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
 
     def save(self, model: BiLSTMClassifier, directory: str | Path) -> Path:

@@ -93,7 +93,8 @@ def oracle_scores(sequences) -> np.ndarray:
     sequences = [s.upper().replace("U", "T") for s in sequences]
     lengths = {len(s) for s in sequences}
     if len(lengths) != 1:
-        raise ValueError("oracle_scores: the synthetic set has sequences of one length")
+        found = ", ".join(map(str, sorted(lengths)[:5])) or "no sequences"
+        raise ValueError(f"oracle_scores: needs sequences of one length, as the generator makes (got {found})")
     length = lengths.pop()
     codes = np.array([[BASES.index(c) for c in s] for s in sequences])
     onehot = np.eye(4)[codes]

@@ -21,9 +21,10 @@ def test_parameter_count_and_output_shape():
     assert model(ids).shape == (5,)
 
 
-def test_padding_does_not_change_the_logit():
+@pytest.mark.parametrize("readout", ["last", "max"])
+def test_padding_does_not_change_the_logit(readout):
     torch.manual_seed(0)
-    model = BiLSTMClassifier(vocab_size=69, embedding_dim=8, hidden_size=6, dense_size=4).eval()
+    model = BiLSTMClassifier(vocab_size=69, embedding_dim=8, hidden_size=6, dense_size=4, readout=readout).eval()
     family = LSTMFamily(LSTMParams(), 3)
     short = family.encode(["ACGTTGCA"])["input_ids"]
     both = family.encode(["ACGTTGCA", "ACGTTGCAACGTAAA"])["input_ids"]
@@ -32,8 +33,33 @@ def test_padding_does_not_change_the_logit():
         assert torch.allclose(model(short)[0], model(both)[0], atol=1e-6)
 
 
+def test_max_readout_is_the_maximum_of_the_last_layer_over_positions():
+    torch.manual_seed(0)
+    model = BiLSTMClassifier(vocab_size=69, embedding_dim=8, hidden_size=6, num_layers=2, dense_size=4,
+                             readout="max").eval()
+    ids = LSTMFamily(LSTMParams(), 3).encode(["ACGTTGCAACGT", "TTTTGGGGCCCC"])["input_ids"]
+    with torch.no_grad():
+        outputs, _ = model.lstm(model.embedding(ids))
+        assert torch.allclose(model(ids), model.head(outputs.max(dim=1).values).squeeze(-1))
+    with pytest.raises(ValueError, match="readout must be one of last, max"):
+        BiLSTMClassifier(vocab_size=69, readout="mean")
+
+
+def test_the_paper_recipes_keep_the_original_architecture():
+    from rbp.params import load_params
+    from tests.conftest import ROOT
+
+    for name in ("paper", "lstm_tuned", "length_sweep"):
+        p = load_params(ROOT / "params" / f"{name}.yaml").lstm
+        assert (p.embedding_dim, p.hidden_size, p.num_layers, p.dense_size, p.readout) == (128, 100, 2, 64, "last")
+    default = load_params(ROOT / "params" / "default.yaml").lstm
+    assert (default.num_layers, default.readout) == (1, "max")
+    assert "1 layer of 100 units" in LSTMFamily(default, 3).describe()
+    assert "read out by the maximum over positions" in LSTMFamily(default, 3).describe()
+
+
 def test_checkpoint_round_trip(tmp_path):
-    params = LSTMParams(embedding_dim=8, hidden_size=6, dense_size=4)
+    params = LSTMParams(embedding_dim=8, hidden_size=6, dense_size=4, num_layers=2, readout="last")
     family = LSTMFamily(params, 4)
     torch.manual_seed(1)
     model = family.build().eval()
