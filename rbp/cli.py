@@ -1,4 +1,5 @@
-"""`rbp` on the command line: `rbp run` drives the pipeline, `rbp ui` opens the MLflow UI."""
+"""`rbp` on the command line: `rbp run` drives the pipeline, `rbp predict` applies a trained model,
+`rbp ui` opens the MLflow UI."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ def _run(args) -> int:
     result = run_pipeline(args.params, args.set)
     print(f"finished: {result.run_name}\n  outputs: {result.run_dir}\n  tracking: {tracking_uri()}"
           f"\n  browse: make ui, then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs?{UI_VIEW}")
+    return 0
+
+
+def _predict(args) -> int:
+    from rbp.predict import predict
+
+    result = predict(args.model, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
+                     motif=args.motif, k=args.k, figures=args.figures, device=args.device)
+    print(result)
     return 0
 
 
@@ -65,6 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter, e.g. -p data_dir=data/pum2 -p lstm.lr=1e-3")
     run.set_defaults(func=_run)
+    predict = sub.add_parser(
+        "predict", help="score sequences and scan transcripts with a trained model",
+        description="Score each sequence of a FASTA file; sequences longer than the model's window are scanned "
+                    "(per-window scores, a per-nucleotide profile, called sites as BED).")
+    predict.add_argument("--model", required=True,
+                         help="models:/<name>/<version>, models:/<name>@<alias>, runs:/<cv run id>/model, a "
+                              "registered model name (its latest version), a data set name (its latest "
+                              "registered model) or a local model folder")
+    predict.add_argument("--fasta", required=True, help="sequences to score (RNA or DNA, may be gzipped)")
+    predict.add_argument("--out", help="a new folder for the results (default: outputs/predict-<time>)")
+    predict.add_argument("--stride", type=int, default=1, help="nt between scanning windows (default 1)")
+    predict.add_argument("--threshold", type=float,
+                         help="call at or above this probability (default: the model's, chosen on validation)")
+    predict.add_argument("--motif", help="mark this IUPAC motif in the profiles, e.g. UGUAHAUA")
+    predict.add_argument("--k", type=int, help="refuse the model unless it was trained on k-mers of this size")
+    predict.add_argument("--figures", type=int, default=10,
+                         help="profile figures of the best-scoring long sequences (default 10)")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.set_defaults(func=_predict)
     runs = sub.add_parser("runs", help="look after the runs in the project's store")
     runs.add_argument("--clean-stale", action="store_true",
                       help="mark KILLED the runs left RUNNING by processes of this host that died")

@@ -28,6 +28,7 @@ class FoldResult:
     predictions: pd.DataFrame  # id, label, probability, fold
     model: torch.nn.Module  # with the best-on-validation weights
     seconds: float
+    val_predictions: pd.DataFrame | None = None  # the same for the validation split (`dev`)
 
     @property
     def best_epoch(self) -> int:
@@ -104,16 +105,22 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
         cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
         name=f"{family.name} fold {fold}", progress=progress, amp=family.amp)
     probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
+    val_probabilities = predict(model, inputs["dev"], cfg.eval_batch_size, device)  # for a decision threshold
     model.cpu()  # K fold models must not pile up on the GPU
     test = folds.sequences.iloc[rows["test"].numpy()]
     metrics = {f"test_{k}": v for k, v in binary_metrics(test.label, probabilities).items()}
-    predictions = pd.DataFrame({"id": test.id.to_numpy(), "label": test.label.to_numpy(),
-                                "probability": probabilities, "fold": fold})
-    result = FoldResult(fold, training, metrics, predictions, model, time.perf_counter() - start)
+    result = FoldResult(fold, training, metrics, _predictions(test, probabilities, fold), model,
+                        time.perf_counter() - start,
+                        _predictions(folds.sequences.iloc[rows["dev"].numpy()], val_probabilities, fold))
     if result.warning:
         warnings.warn(result.warning, RuntimeWarning, stacklevel=2)
     callbacks.fold_ended(result)
     return result
+
+
+def _predictions(table: pd.DataFrame, probabilities, fold: int) -> pd.DataFrame:
+    return pd.DataFrame({"id": table.id.to_numpy(), "label": table.label.to_numpy(),
+                         "probability": probabilities, "fold": fold})
 
 
 def cross_validate(family: ModelFamily, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,

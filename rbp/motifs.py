@@ -6,6 +6,8 @@ import re
 
 import pandas as pd
 
+from rbp.errors import RbpError
+
 PUMILIO = "UGUAHAUA"
 IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "[AG]", "Y": "[CT]", "S": "[CG]",
          "W": "[AT]", "K": "[GT]", "M": "[AC]", "B": "[CGT]", "D": "[AGT]", "H": "[ACT]",
@@ -13,6 +15,11 @@ IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "[AG]", "Y": "[C
 
 
 def motif_regex(motif: str) -> re.Pattern:
+    """A motif in IUPAC letters (RNA or DNA, any case) as a regular expression over DNA letters."""
+    bad = [c for c in motif.upper() if c not in IUPAC]
+    if not motif or bad:
+        what = f"{bad[0]} is not an IUPAC nucleotide code" if bad else "empty"
+        raise RbpError(f"motif {motif!r}: {what} (use A, C, G, U/T and R Y S W K M B D H V N)")
     return re.compile("".join(IUPAC[c] for c in motif.upper()))
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from rbp.errors import RbpError
 from rbp.families import FAMILIES
+from rbp.motifs import IUPAC
 from rbp.schema import build
 
 DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
@@ -25,7 +26,7 @@ DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", 
              "folds", "test_fraction", "val_fraction", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
-NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep")
+NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict")
 
 
 class _Loader(yaml.SafeLoader):
@@ -109,6 +110,15 @@ class SweepParams:
 
 
 @dataclass
+class PredictParams:
+    model: str | None = None  # a model URI or name; null = the models this pipeline run registered
+    fasta: str | None = None  # sequences to score; null = a synthetic transcript with planted sites
+    stride: int = 1  # nt between scanning windows
+    threshold: float | None = None  # call at or above this probability; null = each model's own
+    motif: str | None = None  # IUPAC motif marked in the profiles; null = UGUAHAUA on synthetic data
+
+
+@dataclass
 class Params:
     dataset: str | None = None  # MLflow experiment; null = "synthetic" or data_dir's folder name
     data_dir: str | None = None  # holds the two FASTA files; null = the built-in synthetic set
@@ -125,10 +135,11 @@ class Params:
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
-    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS[:4]))
+    notebooks: list[str] = field(default_factory=lambda: [*NOTEBOOKS[:4], "06_predict"])
     lstm: LSTMParams = field(default_factory=LSTMParams)
     dnabert: DNABERTParams = field(default_factory=DNABERTParams)
     sweep: SweepParams = field(default_factory=SweepParams)
+    predict: PredictParams = field(default_factory=PredictParams)
 
     @property
     def synthetic(self) -> bool:
@@ -185,6 +196,13 @@ def _check(p: Params, source: str) -> Params:
     for name in p.notebooks:
         need(name in NOTEBOOKS, "notebooks", f"holds {name!r}; known notebooks: {', '.join(NOTEBOOKS)}")
     models = [n for n in p.notebooks if n in MODEL_NOTEBOOKS]
+    need(p.predict.motif is None or (bool(p.predict.motif) and set(p.predict.motif.upper()) <= set(IUPAC)),
+         "predict.motif", f"must be written in IUPAC nucleotide letters (e.g. UGUAHAUA), got {p.predict.motif!r}")
+    need(p.predict.stride >= 1, "predict.stride", f"must be at least 1, got {p.predict.stride}")
+    need(p.predict.threshold is None or 0 <= p.predict.threshold <= 1, "predict.threshold",
+         f"must lie between 0 and 1, got {p.predict.threshold}")
+    need("06_predict" not in p.notebooks or bool(models or p.predict.model), "notebooks",
+         "holds 06_predict but neither a model notebook nor predict.model: there is no model to apply")
     need("04_compare" not in p.notebooks or bool(models), "notebooks",
          f"holds 04_compare but no model notebook ({', '.join(MODEL_NOTEBOOKS)}) whose runs it could compare")
     need("05_length_sweep" not in p.notebooks or bool(p.sweep.lengths and models), "notebooks",

@@ -146,6 +146,9 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
         report = log_report(output, run_id)
         echo(f"  report: {report}")
         _announce_verdict(output.parent / VERDICT_FILE, report, run_id, echo)
+    if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
+        for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():
+            echo(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="    "))
 
 
 def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
@@ -154,8 +157,12 @@ def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
         return
     verdict = json.loads(path.read_text())
     table = pd.DataFrame(verdict["table"]).set_index("model")
-    echo("\n" + table.to_string() + "\n\n" + textwrap.fill(verdict["sentence"], 100) + "\n")
-    note = (f"**Verdict.** {verdict['sentence']}\n\n{table.to_markdown()}\n\n"
+    registered = _registered_models(run_id)
+    models = ("Registered models: " + ", ".join(f"{label} `{uri}`" for label, uri in registered.items())
+              + " (apply with `rbp predict --model URI --fasta FILE`)." if registered else "")
+    echo("\n" + table.to_string() + "\n\n" + textwrap.fill(verdict["sentence"], 100) + "\n"
+         + (textwrap.fill(models.replace("`", ""), 100) + "\n" if models else ""))
+    note = (f"**Verdict.** {verdict['sentence']}\n\n{table.to_markdown()}\n\n{models}\n\n"
             f"Report: `{report}` (also under `reports/` in this run's artifacts).")
     client = mlflow.MlflowClient()
     client.set_tag(run_id, tracking.NOTE, note)
@@ -166,6 +173,15 @@ def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
     client.set_experiment_tag(run.info.experiment_id, tracking.NOTE,
                               f"**Latest verdict** ({run.info.run_name}): {headline}; test ROC AUC {scores}.\n\n"
                               f"{verdict['sentence']}")
+
+
+def _registered_models(run_id: str) -> dict[str, str]:
+    try:
+        from rbp.serving import pipeline_models
+
+        return pipeline_models(run_id)
+    except RbpError:
+        return {}
 
 
 def export_html(notebook_path: str | Path, html_path: str | Path | None = None,

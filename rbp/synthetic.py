@@ -32,6 +32,7 @@ JITTER = 12  # the element starts within ± this many nt of the centred position
 # Background compositions over A, C, G, T(U): both AU-rich like 3' UTRs, positives a little more.
 POSITIVE_BACKGROUND = np.array([0.30, 0.19, 0.20, 0.31])
 NEGATIVE_BACKGROUND = np.array([0.26, 0.23, 0.24, 0.27])
+TRANSCRIPT_BACKGROUND = np.array([0.22, 0.28, 0.28, 0.22])  # between the sites of `make_transcript`
 # The element UGUAHAUA as a position weight matrix (rows: positions; columns: A, C, G, T).
 ELEMENT = np.array([
     [0.02, 0.02, 0.02, 0.94],  # U
@@ -108,6 +109,40 @@ def oracle_scores(sequences) -> np.ndarray:
 def ceiling_auc(table: pd.DataFrame) -> float:
     """The ROC AUC of the planted truth (`oracle_scores`) on a labelled table (sequence, label)."""
     return float(roc_auc_score(table.label, oracle_scores(table.sequence)))
+
+
+def make_transcript(seed: int = 0, length: int = 3000, sites: int = 6) -> tuple[Record, list[int]]:
+    """A synthetic transcript with `sites` binding sites planted at known, well-separated positions.
+
+    A planted site looks like the demo's positives: an 81-nt AU-rich stretch (the positives'
+    composition) with a Pumilio-like element (UGUAHAUA, H drawn from A, C, U) at its centre. Between
+    sites the transcript is GC-richer (`TRANSCRIPT_BACKGROUND`), so a model that learned the demo shows
+    peaks where the sites are. Returns the record (DNA alphabet) and the 0-based starts of the elements.
+    """
+    spacing = length // max(sites, 1)
+    if sites < 1 or spacing < 2 * LENGTH:
+        raise ValueError(f"{sites} sites of {LENGTH} nt do not fit {length} nt with room between them")
+    rng = np.random.default_rng(seed)
+    codes = _draw(rng, np.tile(TRANSCRIPT_BACKGROUND, (length, 1)), 1)[0]
+    consensus = np.array([BASES.index(c) for c in CONSENSUS.replace("U", "T").replace("H", "A")])
+    starts = []
+    for i in range(sites):
+        centre = i * spacing + spacing // 2 + int(rng.integers(-(spacing - LENGTH) // 4, (spacing - LENGTH) // 4 + 1))
+        site = centre - LENGTH // 2
+        codes[site:site + LENGTH] = _draw(rng, np.tile(POSITIVE_BACKGROUND, (LENGTH, 1)), 1)[0]
+        element = consensus.copy()
+        element[4] = rng.choice([0, 1, 3])  # H: A, C or T
+        start = centre - len(ELEMENT) // 2
+        codes[start:start + len(ELEMENT)] = element
+        starts.append(start)
+    return Record(f"synthetic_transcript_{seed}", "".join(np.array(list(BASES))[codes])), starts
+
+
+def write_transcript(path: str | Path, seed: int = 0, length: int = 3000, sites: int = 6) -> list[int]:
+    """Write `make_transcript` as FASTA (RNA alphabet); returns the planted elements' starts."""
+    record, starts = make_transcript(seed, length, sites)
+    write_fasta(path, [record], rna=True)
+    return starts
 
 
 def write_synthetic(directory: str | Path, seed: int = 0) -> tuple[Path, Path]:

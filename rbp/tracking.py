@@ -218,7 +218,7 @@ class CVLogger:
     """
 
     def __init__(self, family, folds, cfg, params, parent_run_id: str | None = None,
-                 log_checkpoints: bool = True, device: str = "cpu"):
+                 log_checkpoints: bool = True, device: str = "cpu", register: bool = True):
         self.family, self.folds, self.cfg = family, folds, cfg
         self.log_checkpoints = log_checkpoints
         length = folds.length
@@ -234,6 +234,9 @@ class CVLogger:
                        "length": length, "short_sequences": params.short_sequences,
                        "dataset": params.dataset_name}
         self.dataset_name = params.dataset_name
+        self.run_params = params
+        self.register = register
+        self.model_uri, self.model_version = None, None
         self.results = []
         self.cv_run = None
 
@@ -270,6 +273,8 @@ class CVLogger:
         if result.warning:
             mlflow.set_tags({"diverged": "true", NOTE: result.warning})
         log_frame(result.predictions, "predictions.csv")
+        if result.val_predictions is not None:
+            log_frame(result.val_predictions, "val_predictions.csv")
         if self.log_checkpoints:
             with tempfile.TemporaryDirectory() as tmp:
                 self.family.save(result.model, tmp)
@@ -280,9 +285,29 @@ class CVLogger:
     def _log_summary(self) -> None:
         from rbp.cv import fold_table, pooled_predictions, summary
 
-        mlflow.log_metrics(summary(self.results))
+        figures = summary(self.results)
+        mlflow.log_metrics(figures)
         log_frame(fold_table(self.results), "fold_metrics.csv")
         log_frame(pooled_predictions(self.results), "oof_predictions.csv")
+        self._log_model(figures)
+
+    def _log_model(self, figures: dict) -> None:
+        """The folds' models as one deployable MLflow model, registered as `<dataset>-<family>`."""
+        from rbp import serving
+        from rbp.predictor import from_cross_validation
+
+        info = {"dataset": self.dataset_name, "synthetic": self.tags["synthetic"] == "true",
+                "init": self.family.tags().get("init", ""), "cv_run_id": self.run_id,
+                "pipeline_run_id": self.parent_run_id, "data_sha256": self.tags.get("data_sha256"),
+                "cv": {k: v for k, v in figures.items() if k.startswith(("mean_", "std_"))}}
+        predictor = from_cross_validation(self.family, self.run_params, self.folds, self.results, info)
+        self.model_uri, self.model_version = serving.log_model(predictor, self.dataset_name, self.register)
+        mlflow.log_metric("decision_threshold", predictor.threshold)
+        tags = {"model_uri": self.model_uri}
+        if self.model_version is not None:
+            tags["registered_model"] = f"{serving.registered_name(self.dataset_name, self.family.name)}/" \
+                                       f"{self.model_version}"
+        mlflow.set_tags(tags)
 
 
 def log_preprocess(params, manifest: dict, folds_dir: str | Path, figures: dict, parent_run_id: str | None,

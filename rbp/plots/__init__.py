@@ -1,7 +1,8 @@
 """Every figure of the project (seaborn on matplotlib), in one place and one theme.
 
 Each function returns a Figure to show or log: `data` (what the sequences look like), `training`
-(learning curves), `compare` (the model comparison) and `sweep` (metric against window length).
+(learning curves), `compare` (the model comparison), `sweep` (metric against window length) and
+`predict` (a transcript's binding profile).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def show(figures: dict | list) -> None:
 
 from rbp.plots.compare import comparison_figures  # noqa: E402
 from rbp.plots.data import class_balance, length_distribution, motif_occurrence  # noqa: E402
+from rbp.plots.predict import profile_figure  # noqa: E402
 from rbp.plots.sweep import plot_sweep  # noqa: E402
 from rbp.plots.training import learning_curves  # noqa: E402
 
 __all__ = ["class_balance", "comparison_figures", "learning_curves", "length_distribution", "motif_occurrence",
-           "plot_sweep", "show"]
+           "plot_sweep", "profile_figure", "show"]

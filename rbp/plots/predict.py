@@ -1,0 +1,36 @@
+"""A transcript's binding profile: window scores along the sequence, called sites, motif positions."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+
+def profile_figure(sequence_id: str, length: int, starts, window: int, scores, threshold: float, sites,
+                   motif_starts=(), motif: str | None = None, model: str = "model"):
+    """The per-nucleotide profile (the best window covering each position) as a filled curve, each
+    window's score at its centre as dots, the threshold, called sites shaded and motif starts as ticks."""
+    from rbp.scan import profile
+
+    starts, scores = np.asarray(starts), np.asarray(scores, dtype=float)
+    span = min(window, length)
+    width = min(16.0, max(8.0, length / 400))
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    colours = sns.color_palette()
+    ax.fill_between(np.arange(length), profile(length, starts, window, scores), step="mid", alpha=0.35,
+                    color=colours[0], label="profile (best window covering each position)")
+    ax.plot(starts + span // 2, scores, ".", ms=2.5, color=colours[0], alpha=0.8,
+            label=f"window score (at its centre; {span} nt windows)")
+    ax.axhline(threshold, color="0.3", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    for i, site in enumerate(sites):
+        ax.axvspan(site.start, site.end, color=colours[1], alpha=0.18, lw=0,
+                   label="called site" if i == 0 else None)
+    if len(motif_starts):
+        ax.plot(motif_starts, np.full(len(motif_starts), -0.06), "|", ms=12, mew=2, color=colours[3],
+                label=f"{motif} start", clip_on=False)
+    ax.set(xlim=(0, length), ylim=(-0.1, 1.02), xlabel="position in the sequence (nt, 0-based)",
+           ylabel="P(binding site)", title=f"{sequence_id}: {model} ({len(sites)} site{'s' * (len(sites) != 1)})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig

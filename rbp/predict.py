@@ -1,0 +1,180 @@
+"""Apply a trained model to new sequences: score sites, scan transcripts, call binding sites.
+
+`predict(model, fasta)` reads a FASTA file (RNA or DNA, any case; IUPAC codes become unknown k-mers)
+and writes, into a new folder (complete or not at all):
+
+- `scores.tsv`: per sequence its length, windows, best window's probability, call, sites (and motif hits);
+- `windows.tsv`: every window's start, end (0-based, half-open) and probability;
+- `profile.bedgraph`: per nucleotide, the best probability of the windows covering it;
+- `sites.bed` (BED6) and `sites.tsv`: the called sites: runs of positions whose profile reaches the
+  threshold, each with its peak (best window) and summit (that window's centre);
+- `figures/<id>.png`: the profile of the best-scoring sequences longer than a window;
+- `summary.json`: the model, its threshold and window, the counts and the time.
+
+A sequence of the training length or shorter is one window (scored as it is); a longer one is scanned
+with windows of the training length every `stride` nt, the last one flush with its end. Windows are
+scored a chunk at a time, so memory does not grow with a transcript's length beyond its profile.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rbp.errors import RbpError
+from rbp.fasta import read_fasta
+from rbp.motifs import motif_regex
+from rbp.predictor import Predictor
+from rbp.scan import bed_lines, bedgraph_lines, call_sites, motif_positions, profile, sites_table, window_starts
+
+CHUNK = 4096  # windows scored at a time
+
+
+@dataclass
+class Scan:
+    sequence_id: str
+    length: int
+    starts: np.ndarray
+    scores: np.ndarray
+    sites: list = field(default_factory=list)
+    motif_starts: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PredictResult:
+    out: Path
+    scores: pd.DataFrame
+    sites: pd.DataFrame
+    summary: dict
+    scans: list[Scan]  # the best-scoring sequences longer than a window, drawn in figures/
+
+    def __str__(self) -> str:
+        s = self.summary
+        return (f"{s['sequences']} sequences, {s['windows']} windows, {s['sites']} sites called "
+                f"(threshold {s['threshold']:.3f}) in {s['seconds']:.1f} s: {self.out}")
+
+
+def load_model(model, device: str = "auto") -> tuple[Predictor, str]:
+    """A Predictor as given, from a local folder, or (through MLflow) from a model URI or name."""
+    if isinstance(model, Predictor):
+        return model, "(in memory)"
+    if Path(str(model)).is_dir() and (Path(str(model)) / "predictor.json").is_file():
+        return Predictor.load(model, device), str(Path(model).resolve())
+    from rbp import serving  # MLflow is needed only to resolve URIs and names
+
+    return serving.load(str(model), device)
+
+
+def default_out(output_dir: str | Path = "outputs") -> Path:
+    from rbp.config import resolve
+
+    return resolve(output_dir) / f"predict-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def scan_sequence(predictor: Predictor, sequence_id: str, sequence: str, stride: int, threshold: float,
+                  motif: str | None = None) -> Scan:
+    window = predictor.window
+    starts = window_starts(len(sequence), window, stride)
+    scores = np.concatenate([
+        predictor.probabilities([sequence[s:s + window] for s in chunk])
+        for chunk in np.array_split(starts, max(1, -(-len(starts) // CHUNK)))])
+    sites = call_sites(len(sequence), starts, window, scores, threshold)
+    hits = motif_positions(sequence, motif) if motif else []
+    return Scan(sequence_id, len(sequence), starts, scores, sites, hits)
+
+
+def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
+            threshold: float | None = None, motif: str | None = None, k: int | None = None,
+            figures: int = 10, device: str = "auto", progress: bool = True) -> PredictResult:
+    start_time = time.perf_counter()
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
+    if motif:
+        motif_regex(motif)  # an unknown letter is refused before any work
+    out = Path(out) if out else default_out()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    records = read_fasta(fasta, ambiguous="keep").records
+    predictor, uri = load_model(model, device)
+    predictor.with_k(k)
+    window_starts(predictor.window + 1, predictor.window, stride)  # a bad stride fails here, before work
+    short = [r for r in records if len(r.sequence) < predictor.k]
+    if short:
+        raise RbpError(f"{fasta}: record '{short[0].id}' has {len(short[0].sequence)} nt, fewer than the "
+                       f"model's k = {predictor.k}: it has no k-mer to score")
+    threshold = predictor.threshold if threshold is None else float(threshold)
+
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "figures").mkdir(parents=True)
+    try:
+        result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress)
+        result.summary.update(fasta=str(Path(fasta).resolve()), seconds=round(time.perf_counter() - start_time, 2))
+        (partial / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    result.out = out
+    return result
+
+
+def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figures, progress) -> PredictResult:
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    from rbp import plots
+
+    rows, sites, best, n_windows = [], {}, [], 0
+    with (folder / "windows.tsv").open("w") as windows, (folder / "profile.bedgraph").open("w") as graph:
+        windows.write("sequence_id\tstart\tend\tprobability\n")
+        graph.write(f'track type=bedGraph name="rbp {predictor.label}" description="best window probability"\n')
+        for i, record in enumerate(tqdm(records, desc="scoring", unit="seq", disable=not progress)):
+            scan = scan_sequence(predictor, record.id, record.sequence, stride, threshold, motif)
+            span = min(predictor.window, scan.length)
+            windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
+                               for s, p in zip(scan.starts, scan.scores, strict=True))
+            graph.writelines(line + "\n" for line in bedgraph_lines(
+                record.id, profile(scan.length, scan.starts, predictor.window, scan.scores)))
+            n_windows += len(scan.starts)
+            sites[record.id] = scan.sites
+            top = float(scan.scores.max())
+            rows.append({"sequence_id": record.id, "length": scan.length, "windows": len(scan.starts),
+                         "probability": top, "call": int(top >= threshold), "sites": len(scan.sites),
+                         **({f"{motif}_hits": len(scan.motif_starts)} if motif else {})})
+            if scan.length > predictor.window and figures:
+                heapq.heappush(best, (top, -i, scan))
+                if len(best) > figures:
+                    heapq.heappop(best)
+    table = sites_table(sites)
+    (folder / "sites.bed").write_text("".join(line + "\n" for line in bed_lines(table)))
+    table.to_csv(folder / "sites.tsv", sep="\t", index=False)
+    scores = pd.DataFrame(rows)
+    scores.to_csv(folder / "scores.tsv", sep="\t", index=False)
+    scans = [scan for _, _, scan in sorted(best, key=lambda item: (-item[0], -item[1]))]
+    for scan in scans:
+        figure = plots.profile_figure(scan.sequence_id, scan.length, scan.starts, predictor.window, scan.scores,
+                                      threshold, scan.sites, scan.motif_starts, motif, predictor.label)
+        figure.savefig(folder / "figures" / f"{_safe(scan.sequence_id)}.png", dpi=120, bbox_inches="tight")
+        plt.close(figure)
+    summary = {"model": uri, "family": predictor.family.name, "k": predictor.k, "window": predictor.window,
+               "stride": stride, "threshold": threshold, "model_threshold": predictor.threshold,
+               "sequences": len(records), "windows": n_windows, "sites": len(table),
+               "positive_calls": int(scores.call.sum()) if len(scores) else 0, "motif": motif}
+    return PredictResult(folder, scores, table, summary, scans)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "sequence"

@@ -1,0 +1,157 @@
+"""A trained cross-validation as one model to apply: the K fold models as an ensemble (mean
+probability), the k-mer encoding and window length they were trained with, and a decision threshold
+chosen on the folds' validation splits. Saved as a plain folder; no MLflow here (`rbp.serving` wraps
+the folder as an MLflow model).
+
+Folder layout: `predictor.json` (family, params, window, threshold, figures) and one folder per fold
+model, `fold-<i>/`, in the family's own checkpoint format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_curve
+
+from rbp.errors import RbpError
+from rbp.families import FAMILIES, ModelFamily, make_family
+from rbp.params import Params, ParamsError, from_dict
+from rbp.train import predict, resolve_device
+
+MANIFEST = "predictor.json"
+THRESHOLD_CRITERION = ("Youden's J (sensitivity + specificity - 1), maximised over the fold models' "
+                       "predictions on their own validation splits, pooled; test folds are never used")
+FORMAT = 1
+
+
+def choose_threshold(labels, probabilities) -> float:
+    """The probability cut that maximises sensitivity + specificity - 1 (a call is `p >= cut`)."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=float)
+    if len(set(labels.tolist())) < 2:
+        raise RbpError("choosing a threshold needs validation predictions of both classes")
+    fpr, tpr, cuts = roc_curve(labels, probabilities)
+    best = int(np.argmax((tpr - fpr)[1:])) + 1  # the first cut (inf) calls nothing
+    return float(cuts[best])
+
+
+@dataclass
+class Predictor:
+    family: ModelFamily
+    params: Params
+    models: list[torch.nn.Module]
+    folds: list[int]
+    window: int  # nt: the training sequences' length (their median when they vary)
+    threshold: float
+    info: dict = field(default_factory=dict)  # dataset, run ids, CV figures: what the model card shows
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    batch_size: int = 512
+
+    @property
+    def k(self) -> int:
+        return self.family.k
+
+    @property
+    def label(self) -> str:
+        return FAMILIES[self.family.name].label
+
+    def to(self, device: str | torch.device) -> Predictor:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.models = [m.to(self.device).eval() for m in self.models]
+        return self
+
+    def probabilities(self, sequences: Sequence[str], fold: int | None = None) -> np.ndarray:
+        """P(binding site) of each sequence as it is (upper-case DNA): the mean over the fold models,
+        or one fold model's (`fold`, as numbered in training)."""
+        if fold is not None and fold not in self.folds:
+            raise RbpError(f"fold {fold}: this model holds folds {', '.join(map(str, self.folds))}")
+        models = self.models if fold is None else [self.models[self.folds.index(fold)]]
+        out = []
+        for begin in range(0, len(sequences), self.batch_size):
+            inputs = self.family.encode(list(sequences[begin:begin + self.batch_size]))
+            with torch.inference_mode():
+                out.append(np.mean([predict(m, inputs, self.batch_size, self.device) for m in models], axis=0))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def score(self, sequences: Iterable[str], fold: int | None = None) -> np.ndarray:
+        """One probability per sequence: a sequence up to the window's length as it is; a longer one
+        gets its best window's (windows of the training length at stride 1)."""
+        from rbp.scan import window_starts
+
+        scores = []
+        for sequence in sequences:
+            if len(sequence) <= self.window:
+                scores.append(self.probabilities([sequence], fold)[0])
+                continue
+            starts = window_starts(len(sequence), self.window, 1)
+            scores.append(max(self.probabilities([sequence[s:s + self.window] for s in chunk], fold).max()
+                              for chunk in np.array_split(starts, max(1, len(starts) // 4096))))
+        return np.asarray(scores, dtype=float)
+
+    def table(self, sequences: Sequence[str], fold: int | None = None) -> pd.DataFrame:
+        """probability and call (1 at or above the threshold) per sequence."""
+        probability = self.score(sequences, fold)
+        return pd.DataFrame({"probability": probability, "call": (probability >= self.threshold).astype(int)})
+
+    # ------------------------------------------------------------------ the folder
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for fold, model in zip(self.folds, self.models, strict=True):
+            self.family.save(model, directory / f"fold-{fold}")
+        manifest = {"format": FORMAT, "family": self.family.name, "k": self.k, "window": self.window,
+                    "threshold": self.threshold, "threshold_criterion": THRESHOLD_CRITERION,
+                    "folds": self.folds, "params": self.params.to_dict(), "info": self.info}
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.is_file():
+            raise RbpError(f"{directory}: not a saved rbp model (no {MANIFEST})")
+        try:
+            manifest = json.loads(path.read_text())
+            name, params = manifest["family"], manifest["params"]
+            if name not in FAMILIES:
+                raise RbpError(f"{path}: model family {name!r} is not one this rbp knows ({', '.join(FAMILIES)})")
+            section = params.get(name, {})
+            if section.get("checkpoint"):  # the starting weights need not exist where the model is applied
+                section["checkpoint"] = str(directory / f"fold-{manifest['folds'][0]}")
+            checked = from_dict(params, str(path))
+            family = make_family(name, checked)
+            models = [family.load(directory / f"fold-{fold}") for fold in manifest["folds"]]
+            return cls(family, checked, models, list(manifest["folds"]),
+                       int(manifest["window"]), float(manifest["threshold"]), manifest.get("info", {})).to(device)
+        except (KeyError, TypeError, ValueError, ParamsError) as exc:
+            raise RbpError(f"{path}: not a readable rbp model ({type(exc).__name__}: {exc})") from None
+
+    def with_k(self, k: int | None) -> Predictor:
+        """Refuse a k other than the one the model was trained with (the k-mer encoding is fixed)."""
+        if k is not None and k != self.k:
+            raise RbpError(f"k = {k} was given, but this model was trained on {self.k}-mers; leave k out")
+        return self
+
+
+def training_window(folds) -> int:
+    """The window a model scans with: the cut length when the run cut one, else the training
+    sequences' median length."""
+    if folds.length:
+        return int(folds.length)
+    return int(np.median(folds.sequences.sequence.str.len()))
+
+
+def from_cross_validation(family: ModelFamily, params: Params, folds, results, info: dict | None = None
+                          ) -> Predictor:
+    """The Predictor of a finished cross-validation (`rbp.cv.FoldResult`s with validation predictions)."""
+    validation = pd.concat([r.val_predictions for r in results], ignore_index=True)
+    threshold = choose_threshold(validation.label, validation.probability)
+    return Predictor(family, dataclasses.replace(params), [r.model for r in results], [r.fold for r in results],
+                     training_window(folds), threshold, dict(info or {}))

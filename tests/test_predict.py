@@ -1,0 +1,142 @@
+"""`rbp predict`: a saved model applied to a FASTA file; its outputs and its refusals."""
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rbp.cli import main
+from rbp.cv import cross_validate
+from rbp.data import Folds, prepare_folds
+from rbp.errors import RbpError
+from rbp.families import make_family
+from rbp.params import load_params
+from rbp.predict import predict
+from rbp.predictor import Predictor, from_cross_validation
+from rbp.synthetic import make_transcript, write_transcript
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny biLSTM ensemble (smoke settings, 2 folds) saved as a model folder."""
+    from rbp.fasta import write_fasta
+    from rbp.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("model")
+    positives, negatives = make_synthetic(seed=3, n_per_class=60)
+    write_fasta(root / "positives.fa", positives, rna=True)
+    write_fasta(root / "negatives.fa", negatives, rna=True)
+    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(root), "dataset": "tiny"})
+    prepare_folds(params, root / "run")
+    folds = Folds(root / "run" / "folds")
+    family = make_family("lstm", params)
+    results = cross_validate(family, folds, params.lstm, torch.device("cpu"), params.seed, progress=False)
+    predictor = from_cross_validation(family, params, folds, results, {"dataset": "tiny"})
+    return predictor.save(root / "model")
+
+
+def test_the_saved_model_reloads_with_its_window_threshold_and_folds(model_dir):
+    predictor = Predictor.load(model_dir)
+    assert (predictor.window, predictor.k, predictor.folds) == (81, 3, [1, 2])
+    assert 0 < predictor.threshold < 1
+    assert json.loads((model_dir / "predictor.json").read_text())["threshold_criterion"].startswith("Youden's J")
+    sequences = ["ACGT" * 20 + "A", "TTGTAAATAA" * 8 + "C"]
+    both = predictor.probabilities(sequences)
+    assert np.allclose(both, (predictor.probabilities(sequences, fold=1) + predictor.probabilities(sequences, fold=2))
+                       / 2)
+    with pytest.raises(RbpError, match="fold 3: this model holds folds 1, 2"):
+        predictor.probabilities(sequences, fold=3)
+
+
+def test_predict_writes_scores_windows_profile_sites_and_figures(model_dir, tmp_path):
+    fasta = tmp_path / "in.fa"
+    transcript, planted = make_transcript(seed=1, length=800, sites=2)
+    fasta.write_text(f">site\n{'ACGU' * 20}A\n>short\nacguacgu\n>{transcript.id}\n{transcript.sequence}\n")
+    out = tmp_path / "out"
+    result = predict(model_dir, fasta, out, stride=7, motif="UGUAHAUA", progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "profile.bedgraph", "scores.tsv", "sites.bed",
+                                                    "sites.tsv", "summary.json", "windows.tsv"]
+    scores = pd.read_csv(out / "scores.tsv", sep="\t")
+    # the 81-nt and 8-nt records are one window each; the transcript is scanned: every 7 nt plus the last
+    expected_windows = len(range(0, 800 - 81 + 1, 7)) + (1 if (800 - 81) % 7 else 0)
+    assert scores.windows.tolist() == [1, 1, expected_windows]
+    assert scores["UGUAHAUA_hits"].tolist()[2] == len(planted)
+    windows = pd.read_csv(out / "windows.tsv", sep="\t")
+    scanned = windows[windows.sequence_id == transcript.id]
+    assert scanned.start.iloc[-1] == 800 - 81 and (scanned.end - scanned.start == 81).all()
+    assert windows[windows.sequence_id == "short"][["start", "end"]].values.tolist() == [[0, 8]]
+    # the sequence's score is its best window's, and the call is that score against the threshold
+    best = windows.groupby("sequence_id", sort=False).probability.max()
+    assert np.allclose(scores.set_index("sequence_id").probability.loc[best.index], best, atol=1e-6)
+    threshold = result.summary["threshold"]
+    assert (scores.call == (scores.probability >= threshold).astype(int)).all()
+    # the bedGraph covers each sequence once, end to end
+    graph = pd.read_csv(out / "profile.bedgraph", sep="\t", skiprows=1, names=["id", "start", "end", "value"])
+    for sid, length in scores.set_index("sequence_id").length.items():
+        part = graph[graph.id == sid]
+        assert part.start.iloc[0] == 0 and part.end.iloc[-1] == length
+        assert (part.start.iloc[1:].to_numpy() == part.end.iloc[:-1].to_numpy()).all()
+    sites_bed = (out / "sites.bed").read_text().splitlines()
+    assert len(sites_bed) == len(result.sites) == result.summary["sites"]
+    for line in sites_bed:
+        chrom, start, end, name, score, strand = line.split("\t")
+        length = int(scores.set_index("sequence_id").length[chrom])
+        assert 0 <= int(start) < int(end) <= length and strand == "+" and 0 <= int(score) <= 1000
+    assert [p.name for p in (out / "figures").iterdir()] == [f"{transcript.id}.png"]
+    assert json.loads((out / "summary.json").read_text())["windows"] == int(scores.windows.sum())
+
+
+def test_a_lower_threshold_calls_at_least_as_many_sites_and_a_gzipped_fasta_reads(model_dir, tmp_path):
+    fasta = tmp_path / "tx.fa.gz"
+    record, _ = make_transcript(seed=2, length=1000, sites=3)
+    with gzip.open(fasta, "wt") as fh:
+        fh.write(f">{record.id}\n{record.sequence}\n")
+    low = predict(model_dir, fasta, tmp_path / "low", stride=5, threshold=0.0, progress=False, figures=0)
+    high = predict(model_dir, fasta, tmp_path / "high", stride=5, threshold=1.0, progress=False, figures=0)
+    assert low.sites.to_dict("records")[0]["start"] == 0 and low.sites.end.tolist() == [1000]
+    assert len(high.sites) <= len(low.sites)
+    assert not any((tmp_path / "low" / "figures").iterdir())
+
+
+@pytest.mark.parametrize(("content", "options", "message"), [
+    (">a\nACGTXACGT\n", {}, "line 2: characters that are not nucleotides ('X')"),
+    ("", {}, "empty file, no FASTA records"),
+    (">a\nAC\n", {}, "record 'a' has 2 nt, fewer than the model's k = 3"),
+    (">a\n" + "ACGT" * 30 + "\n", {"k": 4}, "k = 4 was given, but this model was trained on 3-mers"),
+    (">a\n" + "ACGT" * 30 + "\n", {"stride": 100}, "stride 100 is longer than the window (81 nt)"),
+    (">a\n" + "ACGT" * 30 + "\n", {"threshold": 1.5}, "threshold: must lie between 0 and 1, got 1.5"),
+    (">a\n" + "ACGT" * 30 + "\n", {"motif": "UGJA"}, "motif 'UGJA': J is not an IUPAC nucleotide code"),
+])
+def test_bad_input_gets_one_message_and_leaves_nothing(model_dir, tmp_path, content, options, message):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(content)
+    with pytest.raises(RbpError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        predict(model_dir, fasta, tmp_path / "out", progress=False, **options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+
+
+def test_an_unknown_model_and_an_existing_output_folder_are_refused(model_dir, tmp_path, capsys):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\n" + "ACGU" * 30 + "\n")
+    with pytest.raises(RbpError, match="not a saved rbp model"):
+        predict(tmp_path, fasta, tmp_path / "out", progress=False)  # a folder, but no model in it
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("keep me")
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "taken")]) == 2
+    assert "already exists; give another --out or remove it" in capsys.readouterr().err
+    assert (tmp_path / "taken" / "x").read_text() == "keep me"
+
+
+def test_the_command_line_writes_the_same_as_python(model_dir, tmp_path, capsys):
+    fasta = tmp_path / "tx.fa"
+    write_transcript(fasta, seed=3, length=600, sites=2)
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "cli"),
+                 "--stride", "3"]) == 0
+    assert "1 sequences, " in capsys.readouterr().out
+    again = predict(model_dir, fasta, tmp_path / "py", stride=3, progress=False)
+    assert (tmp_path / "cli" / "windows.tsv").read_text() == (tmp_path / "py" / "windows.tsv").read_text()
+    assert again.summary["windows"] == len(range(0, 600 - 81 + 1, 3))

@@ -1,0 +1,133 @@
+"""A CV run becomes a deployable MLflow model: logged, registered, reloaded in a fresh process."""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from rbp import serving, tracking
+from rbp.cv import cross_validate
+from rbp.data import Folds, prepare_folds
+from rbp.errors import RbpError
+from rbp.families import make_family
+from rbp.params import load_params
+from rbp.predictor import choose_threshold
+from tests.conftest import ROOT
+
+
+def test_the_threshold_maximises_youdens_j():
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    scores = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+    # at 0.7: 3 of 4 positives, no negative (J = 0.75); at 0.4: 4 of 4 and 1 of 4 (J = 0.75 too, later);
+    # at 0.6: 3/4 and 1/4 (0.5). roc_curve visits 0.7 first.
+    assert choose_threshold(labels, scores) == pytest.approx(0.7)
+    with pytest.raises(RbpError, match="both classes"):
+        choose_threshold([1, 1], [0.2, 0.3])
+
+
+@pytest.fixture
+def logged_cv(small_data_dir, tmp_path, mlflow_store):
+    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(small_data_dir), "dataset": "tiny"})
+    prepare_folds(params, tmp_path / "run")
+    folds = Folds(tmp_path / "run" / "folds")
+    family = make_family("lstm", params)
+    tracking.use_experiment(params.dataset_name)
+    with tracking.CVLogger(family, folds, params.lstm, params) as logger:
+        results = cross_validate(family, folds, params.lstm, torch.device("cpu"), params.seed, callbacks=[logger],
+                                 progress=False)
+    return logger, results, folds
+
+
+@pytest.mark.slow
+def test_the_cv_run_logs_and_registers_an_ensemble_that_reloads_elsewhere(logged_cv, tmp_path):
+    logger, results, folds = logged_cv
+    assert logger.model_version == "1" or logger.model_version == 1
+    version = MlflowClient().get_model_version("tiny-lstm", "1")
+    assert "Cross-validated test ROC AUC" in version.description and "Youden" in version.description
+    run = MlflowClient().get_run(logger.run_id)
+    assert run.data.tags["registered_model"] == "tiny-lstm/1"
+    assert 0 < run.data.metrics["decision_threshold"] < 1
+
+    # a fresh process with the project's environment: each fold model reproduces its logged
+    # out-of-fold predictions; the ensemble gives the mean
+    oof = pd.concat([r.predictions for r in results]).merge(folds.sequences[["id", "sequence"]], on="id")
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    script = f"""
+import json, mlflow.pyfunc, pandas as pd
+oof = pd.read_csv({str(tmp_path / 'oof.csv')!r})
+model = mlflow.pyfunc.load_model("models:/tiny-lstm/1")
+out = {{}}
+for fold, part in oof.groupby("fold"):
+    got = model.predict(pd.DataFrame({{"sequence": part.sequence.str.lower().str.replace("t", "u")}}),
+                        params={{"fold": int(fold)}})
+    out[int(fold)] = float((got.probability - part.probability.to_numpy()).abs().max())
+ensemble = model.predict(oof[["sequence"]].head(5))
+out["columns"] = list(ensemble.columns)
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found.pop("columns") == ["probability", "call"]
+    assert found and max(found.values()) < 1e-5, found
+
+
+@pytest.mark.slow
+def test_model_uris_and_names_resolve_to_the_same_predictor(logged_cv, tmp_path):
+    logger, results, folds = logged_cv
+    sequences = list(folds.sequences.sequence[:6])
+    predictor, uri = serving.load("tiny-lstm")
+    assert uri == "models:/tiny-lstm/1"
+    expected = predictor.probabilities(sequences)
+    by_fold = [predictor.probabilities(sequences, fold=r.fold) for r in results]
+    assert np.allclose(expected, np.mean(by_fold, axis=0), atol=1e-6)  # the ensemble is the folds' mean
+    for name in ("models:/tiny-lstm/1", "tiny", f"runs:/{logger.run_id}/model", logger.model_uri):
+        again, _ = serving.load(name)
+        assert np.allclose(again.probabilities(sequences), expected, atol=1e-6), name
+    assert serving.resolve_uri("tiny") == "models:/tiny-lstm/1"
+    with pytest.raises(RbpError, match="model 'nothing': no registered model or data set of that name; "
+                                       "registered: tiny-lstm"):
+        serving.load("nothing")
+    with pytest.raises(RbpError, match="model models:/tiny-lstm/7: cannot be loaded"):
+        serving.load("models:/tiny-lstm/7")
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_a_rest_request(logged_cv, tmp_path):
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny-lstm/1",
+                               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+    body = json.dumps({"dataframe_split": {"columns": ["sequence"], "data": [["acgu" * 20 + "a"], ["UGUAAAUA" * 10]]}})
+    try:
+        deadline, answer = time.time() + 180, None
+        while time.time() < deadline and answer is None:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body.encode(),
+                                                 {"Content-Type": "application/json"})
+                answer = json.loads(urllib.request.urlopen(request, timeout=10).read())
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert answer is not None, (tmp_path / "serve.log").read_text()[-2000:]
+    rows = answer["predictions"]
+    assert [sorted(row) for row in rows] == [["call", "probability"]] * 2
+    assert all(0 <= row["probability"] <= 1 and row["call"] in (0, 1) for row in rows)
