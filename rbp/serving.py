@@ -176,6 +176,11 @@ def pipeline_models(pipeline_run_id: str) -> dict[str, str]:
     return {label: uri for label, uri in found.items() if uri}
 
 
+def slug(label: str) -> str:
+    """A model label as an MLflow key or folder name: `DNABERT (pretrained)` -> `dnabert-pretrained`."""
+    return re.sub(r"[^a-z0-9.]+", "-", label.lower()).strip("-") or "model"
+
+
 def log_predict_run(results: dict, fasta: str | Path, dataset: str, parent_run_id: str | None = None,
                     extra_metrics: dict | None = None) -> str:
     """A `predict` run: the FASTA as its dataset input (sha256 digest), the settings, the counts per
@@ -192,13 +197,13 @@ def log_predict_run(results: dict, fasta: str | Path, dataset: str, parent_run_i
              tags=house_tags(dataset, model_family="predict", input_sha256=digest)) as active:
         mlflow.log_params({"fasta": str(fasta), "stride": first.summary["stride"],
                            "motif": first.summary["motif"],
-                           **{f"model.{label}": r.summary["model"] for label, r in results.items()}})
+                           **{f"model.{slug(label)}": r.summary["model"] for label, r in results.items()}})
         for label, result in results.items():
-            s = result.summary
-            mlflow.log_metrics({f"{label}.sequences": s["sequences"], f"{label}.windows": s["windows"],
-                                f"{label}.sites": s["sites"], f"{label}.threshold": s["threshold"],
-                                f"{label}.seconds": s["seconds"]})
-            mlflow.log_artifacts(str(result.out), f"predictions/{label}")
+            s, key = result.summary, slug(label)
+            mlflow.log_metrics({f"{key}.sequences": s["sequences"], f"{key}.windows": s["windows"],
+                                f"{key}.sites": s["sites"], f"{key}.threshold": s["threshold"],
+                                f"{key}.seconds": s["seconds"]})
+            mlflow.log_artifacts(str(result.out), f"predictions/{key}")
         if extra_metrics:
             mlflow.log_metrics(extra_metrics)
         with warnings.catch_warnings():

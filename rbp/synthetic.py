@@ -111,7 +111,7 @@ def ceiling_auc(table: pd.DataFrame) -> float:
     return float(roc_auc_score(table.label, oracle_scores(table.sequence)))
 
 
-def make_transcript(seed: int = 0, length: int = 3000, sites: int = 6) -> tuple[Record, list[int]]:
+def make_transcript(seed: int = 0, length: int = 5000, sites: int = 6) -> tuple[Record, list[int]]:
     """A synthetic transcript with `sites` binding sites planted at known, well-separated positions.
 
     A planted site looks like the demo's positives: an 81-nt AU-rich stretch (the positives'
@@ -138,7 +138,7 @@ def make_transcript(seed: int = 0, length: int = 3000, sites: int = 6) -> tuple[
     return Record(f"synthetic_transcript_{seed}", "".join(np.array(list(BASES))[codes])), starts
 
 
-def write_transcript(path: str | Path, seed: int = 0, length: int = 3000, sites: int = 6) -> list[int]:
+def write_transcript(path: str | Path, seed: int = 0, length: int = 5000, sites: int = 6) -> list[int]:
     """Write `make_transcript` as FASTA (RNA alphabet); returns the planted elements' starts."""
     record, starts = make_transcript(seed, length, sites)
     write_fasta(path, [record], rna=True)

@@ -8,7 +8,10 @@ from rbp.data import Folds, prepare_folds
 from rbp.families import make_family
 from rbp.fasta import write_fasta
 from rbp.params import load_params
-from rbp.synthetic import ceiling_auc, make_synthetic
+from rbp.predict import scan_sequence
+from rbp.predictor import from_cross_validation
+from rbp.scan import known_sites_found, sites_table
+from rbp.synthetic import CONSENSUS, ceiling_auc, make_synthetic, make_transcript
 from tests.conftest import ROOT
 
 N_PER_CLASS = 1500  # about half the demo's size: a fold of each model in well under a minute
@@ -31,13 +34,43 @@ def reduced_demo(tmp_path_factory):
 ALLOWED_GAP = {"dnabert": 0.05, "lstm": 0.05}
 
 
+@pytest.fixture(scope="module")
+def fold_one(reduced_demo):
+    """Each family's fold-1 model on the reduced demo, trained once for the tests below."""
+    params, folds, _ = reduced_demo
+    trained = {}
+
+    def train(family_name):
+        if family_name not in trained:
+            family = make_family(family_name, params)
+            trained[family_name] = family, run_fold(family, folds, 1, getattr(params, family_name),
+                                                    torch.device("cpu"), params.seed, progress=False)
+        return trained[family_name]
+
+    return train
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family_name", ["lstm", "dnabert"])
-def test_the_default_recipes_come_close_to_the_ceiling(reduced_demo, family_name):
+def test_the_default_recipes_come_close_to_the_ceiling(reduced_demo, fold_one, family_name):
     params, folds, ceiling = reduced_demo
-    family = make_family(family_name, params)
-    result = run_fold(family, folds, 1, getattr(params, family_name), torch.device("cpu"), params.seed,
-                      progress=False)
+    _, result = fold_one(family_name)
     assert 0.85 < ceiling < 0.95
     gap = ceiling - result.metrics["test_auc"]
     assert -0.02 <= gap <= ALLOWED_GAP[family_name], (family_name, ceiling, result.metrics["test_auc"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", ["lstm", "dnabert"])
+def test_the_demo_transcript_shows_its_planted_sites(reduced_demo, fold_one, family_name):
+    """The default job's synthetic transcript (seed = params.seed), scanned at stride 1 with the model's own
+    validation-chosen threshold: every planted element inside a called site, sites on under a third of it."""
+    params, folds, _ = reduced_demo
+    family, result = fold_one(family_name)
+    predictor = from_cross_validation(family, params, folds, [result])
+    record, planted = make_transcript(seed=params.seed)
+    scan = scan_sequence(predictor, record.id, record.sequence, 1, predictor.threshold)
+    found = known_sites_found(sites_table({record.id: scan.sites}), {record.id: planted}, len(CONSENSUS))
+    covered = sum(site.end - site.start for site in scan.sites) / scan.length
+    assert found.in_site.all(), (family_name, found)
+    assert covered < 1 / 3, (family_name, covered)

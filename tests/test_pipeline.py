@@ -29,6 +29,24 @@ def _artifacts(run_id, path=None):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("mlflow_store")
+def _check_models_and_predict(result, pipeline, runs, echoed):
+    """Each CV run registered its model, the verdict names them, and 06_predict scanned the planted transcript."""
+    client = MlflowClient()
+    assert {v.name: int(v.version) for v in client.search_model_versions("name LIKE 'small-%'")} == {
+        "small-dnabert": 1, "small-lstm": 1}
+    note = pipeline.data.tags["mlflow.note.content"]
+    assert "Registered models: DNABERT (pretrained) `models:/small-dnabert/1`, LSTM `models:/small-lstm/1`" in note
+    predict_run = runs[runs["tags.mlflow.runName"] == "predict"].iloc[0]
+    assert predict_run["tags.mlflow.parentRunId"] == result.run_id and predict_run.status == "FINISHED"
+    assert predict_run["params.model.lstm"] == "models:/small-lstm/1"
+    assert predict_run["metrics.lstm.sequences"] == 1 and predict_run["metrics.lstm.windows"] > 2000
+    assert 0 <= predict_run["metrics.lstm.planted_found"] <= 1
+    logged = _artifacts(predict_run.run_id)
+    assert {"predictions/lstm/sites.bed", "predictions/dnabert-pretrained/scores.tsv"} <= set(logged)
+    assert (result.run_dir / "predict" / "lstm" / "figures" / "synthetic_transcript_7.png").is_file()
+    assert any("LSTM: 1 sequences" in line and "planted sites inside a called site" in line for line in echoed)
+
+
 def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     """The smoke pipeline end to end: preprocess, DNABERT from a DNABERT-layout checkpoint, LSTM."""
     from tests.dnabert_layout import write_dnabert_checkpoint
@@ -41,7 +59,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
                           echo=echoed.append)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
-        ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", result.run_name])
+        ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", "predict", result.run_name])
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
     assert pipeline.data.tags["model_family"] == "pipeline" and pipeline.data.tags["device"] == "cpu"
@@ -58,6 +76,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     assert "DNABERT (pretrained)" in html and "LSTM" in html and "<img" in html
     assert "Verdict." in html and "SYNTHETIC DATA" not in html and "reported (original" not in html
     _check_verdict(result, pipeline, echoed)
+    _check_models_and_predict(result, pipeline, runs, echoed)
 
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id

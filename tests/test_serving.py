@@ -109,7 +109,9 @@ def test_mlflow_models_serve_answers_a_rest_request(logged_cv, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    # as from an activated environment: the server starts the environment's uvicorn
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny-lstm/1",
                                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
