@@ -63,6 +63,13 @@ def _runs(args) -> int:
 
 
 def _interrupt(signum, frame):
+    """Ctrl-C or `kill`: stop as KeyboardInterrupt. The notebook kernel, in a session of its own, is
+    shut down by papermill on the way out; its client's and asyncio's laments about the kernel going
+    away are not the user's news, so they are silenced first."""
+    import logging
+
+    for name in ("papermill", "asyncio", "traitlets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     raise KeyboardInterrupt
 
 
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ui.set_defaults(func=_ui)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the runs as KILLED, like Ctrl-C
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return args.func(args)
     except RbpError as exc:
