@@ -176,6 +176,12 @@ def pipeline_models(pipeline_run_id: str) -> dict[str, str]:
     return {label: uri for label, uri in found.items() if uri}
 
 
+def dataset_models(dataset: str) -> dict[str, str]:
+    """Label -> URI of the latest registered version of each family trained on `dataset`."""
+    found = {FAMILIES[family].label: latest_version(registered_name(dataset, family)) for family in FAMILIES}
+    return {label: f"models:/{v.name}/{v.version}" for label, v in found.items() if v is not None}
+
+
 def slug(label: str) -> str:
     """A model label as an MLflow key or folder name: `DNABERT (pretrained)` -> `dnabert-pretrained`."""
     return re.sub(r"[^a-z0-9.]+", "-", label.lower()).strip("-") or "model"

@@ -133,3 +133,23 @@ def test_mlflow_models_serve_answers_a_rest_request(logged_cv, tmp_path):
     rows = answer["predictions"]
     assert [sorted(row) for row in rows] == [["call", "probability"]] * 2
     assert all(0 <= row["probability"] <= 1 and row["call"] in (0, 1) for row in rows)
+
+
+@pytest.mark.slow
+def test_the_predict_notebook_on_its_own_applies_the_data_sets_latest_models(logged_cv, tmp_path):
+    import os
+
+    import papermill
+
+    from rbp.pipeline import KERNEL_ARGUMENTS
+
+    papermill.execute_notebook(str(ROOT / "notebooks" / "06_predict.ipynb"), str(tmp_path / "06.ipynb"),
+                               parameters={"dataset": "tiny", "run_dir": str(tmp_path / "run")},
+                               kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                               extra_arguments=KERNEL_ARGUMENTS)
+    summary = (tmp_path / "run" / "predict" / "summary.txt").read_text()
+    assert summary.startswith("LSTM: 1 sequences, 4920 windows") and "planted sites inside a called site" in summary
+    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("tiny").experiment_id],
+                                      "tags.mlflow.runName = 'predict'")
+    assert len(runs) == 1 and runs[0].data.params["model.lstm"] == "models:/tiny-lstm/1"
+    assert os.path.isfile(tmp_path / "run" / "predict" / "lstm" / "sites.bed")
