@@ -110,6 +110,8 @@ def log_model(predictor: Predictor, dataset: str, register: bool = True):
 
 # ------------------------------------------------------------------------------------- resolving URIs
 def latest_version(name: str):
+    if not re.fullmatch(r"[\w.\-/ ]+", name):  # not a name the registry can hold (and no quote in the filter)
+        return None
     versions = MlflowClient().search_model_versions(f"name = '{name}'")
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
@@ -118,7 +120,7 @@ def resolve_uri(model: str) -> str:
     """A model URI from what a user typed: `models:/name/version`, `models:/name@alias`,
     `runs:/<id>/model`, a registered model name (its latest version), or a data set name (the most
     recently registered version among `<dataset>-<family>`)."""
-    if re.match(r"^(models|runs|file|m-|s3|gs|https?):", model) or model.startswith("models:/"):
+    if re.match(r"^(models|runs|file|s3|gs|https?):", model):
         return model
     version = latest_version(model)
     if version is None:
