@@ -173,7 +173,7 @@ _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @contextmanager
-def _quiet_downloads():
+def quiet_downloads():
     """No progress bar per small CSV: in a notebook they bury the tables."""
     previous = os.environ.get(_PROGRESS_BAR)
     os.environ[_PROGRESS_BAR] = "false"
@@ -190,7 +190,7 @@ def _artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
     """A CSV artifact of a run, or None when the run did not log it."""
     from mlflow.exceptions import MlflowException
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+    with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
         try:
             local = client().download_artifacts(run_id, path, tmp)
         except (MlflowException, OSError):

@@ -79,7 +79,7 @@ def _description(predictor: Predictor) -> str:
     if None not in auc:
         lines.append(f"Cross-validated test ROC AUC {auc[0]:.4f} ± {auc[1]:.4f}, AUPRC "
                      f"{figures.get('mean_test_auprc', float('nan')):.4f}, accuracy "
-                     f"{figures.get('mean_test_accuracy', float('nan')):.4f} over {len(predictor.folds)} folds "
+                     f"{figures.get('mean_test_acc', float('nan')):.4f} over {len(predictor.folds)} folds "
                      "(each fold model on its own test fold).")
     lines.append(f"Decision threshold {predictor.threshold:.4f}: {THRESHOLD_CRITERION}.")
     if info.get("cv_run_id"):
@@ -135,8 +135,11 @@ def resolve_uri(model: str) -> str:
 
 def download(uri: str, directory: str | Path) -> Path:
     """The predictor folder of a model URI, downloaded under `directory`."""
+    from rbp.runs import quiet_downloads
+
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(directory)))
+        with quiet_downloads():
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(directory)))
     except (MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RbpError(f"model {uri}: cannot be loaded ({first})") from None

@@ -50,6 +50,7 @@ def test_the_cv_run_logs_and_registers_an_ensemble_that_reloads_elsewhere(logged
     assert logger.model_version == "1" or logger.model_version == 1
     version = MlflowClient().get_model_version("tiny-lstm", "1")
     assert "Cross-validated test ROC AUC" in version.description and "Youden" in version.description
+    assert "nan" not in version.description
     run = MlflowClient().get_run(logger.run_id)
     assert run.data.tags["registered_model"] == "tiny-lstm/1"
     assert 0 < run.data.metrics["decision_threshold"] < 1
