@@ -33,10 +33,8 @@ import pandas as pd
 from rbp.errors import RbpError
 from rbp.fasta import read_fasta
 from rbp.motifs import motif_regex
-from rbp.predictor import Predictor
-from rbp.scan import bed_lines, bedgraph_lines, call_sites, motif_positions, profile, sites_table, window_starts
-
-CHUNK = 4096  # windows scored at a time
+from rbp.predictor import MANIFEST, Predictor
+from rbp.scan import bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
 
 
 @dataclass
@@ -45,6 +43,7 @@ class Scan:
     length: int
     starts: np.ndarray
     scores: np.ndarray
+    profile: np.ndarray  # per nucleotide, the best window covering it
     sites: list = field(default_factory=list)
     motif_starts: list[int] = field(default_factory=list)
 
@@ -64,11 +63,15 @@ class PredictResult:
 
 
 def load_model(model, device: str = "auto") -> tuple[Predictor, str]:
-    """A Predictor as given, from a local folder, or (through MLflow) from a model URI or name."""
+    """A Predictor as given, from a local folder (a predictor folder, or an MLflow model folder that
+    holds one), or (through MLflow) from a model URI or name."""
     if isinstance(model, Predictor):
         return model, "(in memory)"
-    if Path(str(model)).is_dir() and (Path(str(model)) / "predictor.json").is_file():
-        return Predictor.load(model, device), str(Path(model).resolve())
+    folder = Path(str(model))
+    if folder.is_dir():
+        nested = [path.parent for path in folder.rglob(MANIFEST)]
+        return Predictor.load(folder if (folder / MANIFEST).is_file() or not nested else nested[0], device), \
+            str(folder.resolve())
     from rbp import serving  # MLflow is needed only to resolve URIs and names
 
     return serving.load(str(model), device)
@@ -82,14 +85,11 @@ def default_out(output_dir: str | Path = "outputs") -> Path:
 
 def scan_sequence(predictor: Predictor, sequence_id: str, sequence: str, stride: int, threshold: float,
                   motif: str | None = None) -> Scan:
-    window = predictor.window
-    starts = window_starts(len(sequence), window, stride)
-    scores = np.concatenate([
-        predictor.probabilities([sequence[s:s + window] for s in chunk])
-        for chunk in np.array_split(starts, max(1, -(-len(starts) // CHUNK)))])
-    sites = call_sites(len(sequence), starts, window, scores, threshold)
+    starts, scores = predictor.window_scores(sequence, stride)
+    track = profile(len(sequence), starts, predictor.window, scores)
+    sites = call_sites(len(sequence), starts, predictor.window, scores, threshold, track)
     hits = motif_positions(sequence, motif) if motif else []
-    return Scan(sequence_id, len(sequence), starts, scores, sites, hits)
+    return Scan(sequence_id, len(sequence), starts, scores, track, sites, hits)
 
 
 def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
@@ -106,7 +106,7 @@ def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int
     records = read_fasta(fasta, ambiguous="keep").records
     predictor, uri = load_model(model, device)
     predictor.with_k(k)
-    window_starts(predictor.window + 1, predictor.window, stride)  # a bad stride fails here, before work
+    check_stride(predictor.window, stride)  # before any work
     short = [r for r in records if len(r.sequence) < predictor.k]
     if short:
         raise RbpError(f"{fasta}: record '{short[0].id}' has {len(short[0].sequence)} nt, fewer than the "
@@ -146,8 +146,7 @@ def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figu
             span = min(predictor.window, scan.length)
             windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
                                for s, p in zip(scan.starts, scan.scores, strict=True))
-            graph.writelines(line + "\n" for line in bedgraph_lines(
-                record.id, profile(scan.length, scan.starts, predictor.window, scan.scores)))
+            graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
             n_windows += len(scan.starts)
             sites[record.id] = scan.sites
             top = float(scan.scores.max())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from rbp.params import Params, ParamsError, from_dict
 from rbp.train import predict, resolve_device
 
 MANIFEST = "predictor.json"
+CHUNK = 4096  # windows of one sequence scored at a time: memory stays flat in the sequence's length
 THRESHOLD_CRITERION = ("Youden's J (sensitivity + specificity - 1), maximised over the fold models' "
                        "predictions on their own validation splits, pooled; test folds are never used")
 FORMAT = 1
@@ -79,20 +80,27 @@ class Predictor:
                 out.append(np.mean([predict(m, inputs, self.batch_size, self.device) for m in models], axis=0))
         return np.concatenate(out) if out else np.zeros(0)
 
-    def score(self, sequences: Iterable[str], fold: int | None = None) -> np.ndarray:
-        """One probability per sequence: a sequence up to the window's length as it is; a longer one
-        gets its best window's (windows of the training length at stride 1)."""
+    def window_scores(self, sequence: str, stride: int = 1, fold: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Starts and probabilities of the windows (the training length, every `stride` nt, the last
+        flush with the end) that scan `sequence`, scored `CHUNK` windows at a time."""
         from rbp.scan import window_starts
 
-        scores = []
-        for sequence in sequences:
-            if len(sequence) <= self.window:
-                scores.append(self.probabilities([sequence], fold)[0])
-                continue
-            starts = window_starts(len(sequence), self.window, 1)
-            scores.append(max(self.probabilities([sequence[s:s + self.window] for s in chunk], fold).max()
-                              for chunk in np.array_split(starts, max(1, len(starts) // 4096))))
-        return np.asarray(scores, dtype=float)
+        starts = window_starts(len(sequence), self.window, stride)
+        scores = np.concatenate([self.probabilities([sequence[s:s + self.window] for s in chunk], fold)
+                                 for chunk in np.array_split(starts, -(-len(starts) // CHUNK))])
+        return starts, scores
+
+    def score(self, sequences: Sequence[str], fold: int | None = None) -> np.ndarray:
+        """One probability per sequence: a sequence up to the window's length as it is (in batches);
+        a longer one gets its best window's (stride 1)."""
+        lengths = np.array([len(s) for s in sequences])
+        scores = np.zeros(len(sequences))
+        short = np.flatnonzero(lengths <= self.window)
+        scores[short] = self.probabilities([sequences[i] for i in short], fold)
+        for i in np.flatnonzero(lengths > self.window):
+            scores[i] = self.window_scores(sequences[i], 1, fold)[1].max()
+        return scores
 
     def table(self, sequences: Sequence[str], fold: int | None = None) -> pd.DataFrame:
         """probability and call (1 at or above the threshold) per sequence."""

@@ -16,15 +16,19 @@ from rbp.errors import RbpError
 from rbp.motifs import motif_regex
 
 
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Starts of the windows that scan a sequence of `length` nt: every `stride` nt from 0, plus one
-    window flush with the end when the stride does not land there. A sequence no longer than the
-    window is one window, the sequence itself (starting at 0)."""
+def check_stride(window: int, stride: int) -> None:
     if window < 1 or stride < 1:
         raise RbpError(f"window ({window}) and stride ({stride}) must be at least 1")
     if stride > window:
         raise RbpError(f"stride {stride} is longer than the window ({window} nt): positions between "
                        "windows would go unscored; use a stride of at most the window length")
+
+
+def window_starts(length: int, window: int, stride: int) -> np.ndarray:
+    """Starts of the windows that scan a sequence of `length` nt: every `stride` nt from 0, plus one
+    window flush with the end when the stride does not land there. A sequence no longer than the
+    window is one window, the sequence itself (starting at 0)."""
+    check_stride(window, stride)
     if length <= window:
         return np.zeros(1, dtype=np.int64)
     starts = np.arange(0, length - window + 1, stride, dtype=np.int64)
@@ -53,12 +57,13 @@ class Site:
 
 
 def call_sites(length: int, starts: np.ndarray, window: int, scores: np.ndarray,
-               threshold: float) -> list[Site]:
+               threshold: float, track: np.ndarray | None = None) -> list[Site]:
     """Sites: the maximal runs of positions whose profile is at or above `threshold` (overlapping
     windows above it merge into one site). A site's peak is its best window's score, its summit
     that window's centre. A window at or above the threshold lies wholly inside one site."""
     starts, scores = np.asarray(starts), np.asarray(scores, dtype=float)
-    above = profile(length, starts, window, scores) >= threshold
+    track = profile(length, starts, window, scores) if track is None else track  # the profile, when known
+    above = track >= threshold
     edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
     sites = []
     for begin, end in zip(edges[::2], edges[1::2], strict=True):

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from rbp.errors import RbpError
 from rbp.families import FAMILIES
+from rbp.fasta import AMBIGUOUS, NUCLEOTIDES
 from rbp.predictor import MANIFEST, THRESHOLD_CRITERION, Predictor
 
 ARTIFACT = "predictor"  # the predictor folder's key among the MLflow model's artifacts
@@ -49,7 +50,7 @@ def _normalise(frame: pd.DataFrame) -> list[str]:
         raise RbpError(f"the input needs a `sequence` column (it has {', '.join(map(str, frame.columns))})")
     sequences = [str(s).strip().upper().replace("U", "T") for s in frame["sequence"]]
     for row, sequence in enumerate(sequences):
-        if not re.fullmatch(r"[ACGTNRYSWKMBDHV]+", sequence):
+        if not sequence or not set(sequence) <= NUCLEOTIDES | AMBIGUOUS:  # the letters a FASTA file may hold
             raise RbpError(f"row {row}: sequence {sequence[:20]!r} holds letters that are not nucleotides")
     return sequences
 
@@ -150,13 +151,8 @@ def download(uri: str, directory: str | Path) -> Path:
 
 
 def load(model: str, device: str = "auto") -> tuple[Predictor, str]:
-    """A Predictor from a model URI, registered name, data set name or local folder; and its URI."""
-    if Path(model).is_dir():
-        folder = Path(model)
-        nested = [p.parent for p in folder.rglob(MANIFEST)]
-        if not (folder / MANIFEST).is_file() and nested:
-            folder = nested[0]
-        return Predictor.load(folder, device), str(Path(model).resolve())
+    """A Predictor from a model URI, registered name or data set name; and its URI. (A local folder:
+    `rbp.predict.load_model`, which needs no MLflow.)"""
     from rbp.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -175,10 +171,13 @@ def pipeline_models(pipeline_run_id: str) -> dict[str, str]:
     """Label -> model URI of the models the CV runs of a pipeline run logged (registered or not)."""
     from rbp.runs import find_cv_runs, unique_labels
 
-    found = {label: run.tags.get("registered_model") and f"models:/{run.tags['registered_model']}"
-             or run.tags.get("model_uri") for label, run in unique_labels(find_cv_runs(
-                 pipeline_run_id=pipeline_run_id)).items()}
-    return {label: uri for label, uri in found.items() if uri}
+    models = {}
+    for label, run in unique_labels(find_cv_runs(pipeline_run_id=pipeline_run_id)).items():
+        if "registered_model" in run.tags:
+            models[label] = f"models:/{run.tags['registered_model']}"
+        elif "model_uri" in run.tags:
+            models[label] = run.tags["model_uri"]
+    return models
 
 
 def dataset_models(dataset: str) -> dict[str, str]:
