@@ -112,7 +112,7 @@ class SweepParams:
 @dataclass
 class PredictParams:
     model: str | None = None  # a model URI or name; null = the models this pipeline run registered
-    fasta: str | None = None  # sequences to score; null = a synthetic transcript with planted sites
+    fasta: str | None = None  # sequences to score; null = a synthetic transcript (synthetic data only)
     stride: int = 1  # nt between scanning windows
     threshold: float | None = None  # call at or above this probability; null = each model's own
     motif: str | None = None  # IUPAC motif marked in the profiles; null = UGUAHAUA on synthetic data

@@ -29,6 +29,7 @@ from rbp.config import new_run_name, project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
+from rbp.fasta import read_fasta
 from rbp.params import Params, load_params
 from rbp.train import resolve_device
 
@@ -60,6 +61,8 @@ def check_inputs(params: Params):
     for name in params.notebooks:
         if name in NOTEBOOK_FAMILY:  # a family checks its settings (DNABERT: reads and loads its checkpoint)
             make_family(NOTEBOOK_FAMILY[name], params)
+    if "06_predict" in params.notebooks and params.predict.fasta:  # read now, not after hours of training
+        read_fasta(resolve(params.predict.fasta), ambiguous="keep")
     return data
 
 
@@ -75,6 +78,15 @@ def _claim_run_dir(folder: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise PipelineError(f"output_dir: {folder} holds too many runs named {name}*")
+
+
+def skip_reason(name: str, params: Params) -> str | None:
+    """Why a listed step has nothing to do on these params, or None."""
+    if name == "06_predict" and not params.synthetic and not params.predict.fasta:
+        return ("no predict.fasta to scan (the built-in synthetic transcript says nothing about models of real "
+                f"data): set -p predict.fasta=FILE, or apply the registered models later with "
+                f"`rbp predict --model {params.dataset_name} --fasta FILE`")
+    return None
 
 
 def notebook_path(name: str) -> Path:
@@ -236,6 +248,10 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
                       "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
         try:
             for name in params.notebooks:
+                if reason := skip_reason(name, params):
+                    echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ",
+                                       subsequent_indent="    "))
+                    continue
                 # A length sweep runs each model notebook once per length, on the same folds.
                 lengths = params.sweep.lengths if name in NOTEBOOK_FAMILY and params.sweep.lengths else [None]
                 for length in lengths:

@@ -66,15 +66,40 @@ def load_model(model, device: str = "auto") -> tuple[Predictor, str]:
     """A Predictor as given, from a local folder (a predictor folder, or an MLflow model folder that
     holds one), or (through MLflow) from a model URI or name."""
     if isinstance(model, Predictor):
-        return model, "(in memory)"
+        return model, model.source or "(in memory)"
     folder = Path(str(model))
     if folder.is_dir():
         nested = [path.parent for path in folder.rglob(MANIFEST)]
-        return Predictor.load(folder if (folder / MANIFEST).is_file() or not nested else nested[0], device), \
-            str(folder.resolve())
-    from rbp import serving  # MLflow is needed only to resolve URIs and names
+        predictor = Predictor.load(folder if (folder / MANIFEST).is_file() or not nested else nested[0], device)
+        uri = str(folder.resolve())
+    else:
+        from rbp import serving  # MLflow is needed only to resolve URIs and names
 
-    return serving.load(str(model), device)
+        predictor, uri = serving.load(str(model), device)
+    predictor.source = uri
+    return predictor, uri
+
+
+def input_fasta(predictors: dict, fasta: str | Path | None, folder: str | Path, seed: int = 42
+                ) -> tuple[Path, dict[str, list[int]]]:
+    """The FASTA to score, and the planted site starts per sequence when it is synthetic: `fasta`
+    when given; otherwise, when every model (label -> Predictor) learned from the built-in synthetic
+    set, a synthetic transcript with planted sites written into `folder`. Models of real data need a
+    FASTA: planted Pumilio-like elements say nothing about them."""
+    from rbp.config import resolve
+    from rbp.synthetic import write_transcript
+
+    if fasta:
+        return resolve(fasta), {}
+    real = [f"{label} ({p.info.get('dataset', 'unknown data')})" for label, p in predictors.items()
+            if not p.info.get("synthetic")]
+    if real:
+        raise RbpError(f"predict.fasta: not given, and {', '.join(real)} learned from real data; the built-in "
+                       "synthetic transcript would say nothing about "
+                       f"{'them' if len(real) > 1 else 'it'}. Give a FASTA of sequences to score.")
+    path = Path(folder) / "synthetic_transcript.fa"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path, {f"synthetic_transcript_{seed}": write_transcript(path, seed=seed)}
 
 
 def default_out(output_dir: str | Path = "outputs") -> Path:

@@ -53,6 +53,7 @@ class Predictor:
     info: dict = field(default_factory=dict)  # dataset, run ids, CV figures: what the model card shows
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     batch_size: int = 512
+    source: str = ""  # where it was loaded from (a model URI or folder); not saved
 
     @property
     def k(self) -> int:

@@ -13,7 +13,9 @@ from mlflow.tracking import MlflowClient
 from rbp.cli import main
 from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS
-from rbp.pipeline import PipelineError, run_pipeline
+from rbp.params import load_params
+from rbp.pipeline import PipelineError, check_inputs, run_pipeline, skip_reason
+from rbp.synthetic import write_transcript
 from tests.conftest import ROOT
 
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -30,7 +32,7 @@ def _artifacts(run_id, path=None):
 @pytest.mark.slow
 @pytest.mark.usefixtures("mlflow_store")
 def _check_models_and_predict(result, pipeline, runs, echoed):
-    """Each CV run registered its model, the verdict names them, and 06_predict scanned the planted transcript."""
+    """Each CV run registered its model, the verdict names them, and 06_predict scanned predict.fasta."""
     client = MlflowClient()
     assert {v.name: int(v.version) for v in client.search_model_versions("name LIKE 'small-%'")} == {
         "small-dnabert": 1, "small-lstm": 1}
@@ -40,11 +42,12 @@ def _check_models_and_predict(result, pipeline, runs, echoed):
     assert predict_run["tags.mlflow.parentRunId"] == result.run_id and predict_run.status == "FINISHED"
     assert predict_run["params.model.lstm"] == "models:/small-lstm/1"
     assert predict_run["metrics.lstm.sequences"] == 1 and predict_run["metrics.lstm.windows"] > 2000
-    assert 0 <= predict_run["metrics.lstm.planted_found"] <= 1
+    assert "metrics.lstm.planted_found" not in runs.columns
     logged = _artifacts(predict_run.run_id)
     assert {"predictions/lstm/sites.bed", "predictions/dnabert-pretrained/scores.tsv"} <= set(logged)
-    assert (result.run_dir / "predict" / "lstm" / "figures" / "synthetic_transcript_7.png").is_file()
-    assert any("LSTM: 1 sequences" in line and "planted sites inside a called site" in line for line in echoed)
+    assert (result.run_dir / "predict" / "lstm" / "figures" / "synthetic_transcript_2.png").is_file()
+    assert any("LSTM: 1 sequences" in line for line in echoed)
+    assert not any("planted" in line for line in echoed)  # the FASTA was the user's: nothing planted is known
 
 
 def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
@@ -52,10 +55,12 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     from tests.dnabert_layout import write_dnabert_checkpoint
 
     checkpoint = write_dnabert_checkpoint(tmp_path / "dnabert-3", k=3, hidden=16, layers=1, heads=2)
+    write_transcript(tmp_path / "transcripts.fa", seed=2)
     echoed = []
     result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
                                   "output_dir": str(tmp_path / "out"),
-                                  "dnabert": {"checkpoint": str(checkpoint), "log_checkpoints": True}},
+                                  "dnabert": {"checkpoint": str(checkpoint), "log_checkpoints": True},
+                                  "predict": {"fasta": str(tmp_path / "transcripts.fa")}},
                           echo=echoed.append)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
@@ -96,6 +101,20 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     assert (result.run_dir / "folds" / "fold-2" / "test.tsv").exists()
     _check_lstm(result, runs, tmp_path)
     _check_dnabert(result, runs, tmp_path, checkpoint)
+
+
+def test_on_real_data_the_predict_step_needs_a_fasta(small_data_dir, tmp_path):
+    real = load_params(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small"})
+    reason = skip_reason("06_predict", real)
+    assert "no predict.fasta to scan" in reason and "rbp predict --model small --fasta FILE" in reason
+    assert skip_reason("03_lstm_cv", real) is None
+    given = load_params(SMOKE, {"data_dir": str(small_data_dir), "predict": {"fasta": str(tmp_path / "t.fa")}})
+    assert skip_reason("06_predict", given) is None
+    assert skip_reason("06_predict", load_params(SMOKE)) is None  # the built-in synthetic set: its transcript
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">t\nACGU?A\n")
+    with pytest.raises(RbpError, match=r"bad\.fa, line 2"):  # before any training
+        check_inputs(load_params(SMOKE, {"predict": {"fasta": str(bad)}}))
 
 
 @pytest.mark.usefixtures("mlflow_store")

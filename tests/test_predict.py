@@ -140,3 +140,24 @@ def test_the_command_line_writes_the_same_as_python(model_dir, tmp_path, capsys)
     again = predict(model_dir, fasta, tmp_path / "py", stride=3, progress=False)
     assert (tmp_path / "cli" / "windows.tsv").read_text() == (tmp_path / "py" / "windows.tsv").read_text()
     assert again.summary["windows"] == len(range(0, 600 - 81 + 1, 3))
+
+
+def test_the_synthetic_transcript_is_scanned_only_by_models_of_synthetic_data(model_dir, tmp_path):
+    from rbp.predict import input_fasta, load_model
+    from rbp.synthetic import CONSENSUS  # UGUAHAUA
+
+    real, uri = load_model(model_dir)
+    assert real.source == uri == str(model_dir.resolve()) and load_model(real)[1] == uri
+    with pytest.raises(RbpError, match=r"predict\.fasta: not given, and LSTM \(tiny\) learned from real data"):
+        input_fasta({"LSTM": real}, None, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    given = tmp_path / "given.fa"
+    given.write_text(">x\nACGU\n")
+    assert input_fasta({"LSTM": real}, given, tmp_path / "b") == (given, {})
+
+    demo = Predictor.load(model_dir)
+    demo.info["synthetic"] = True
+    fasta, planted = input_fasta({"LSTM": demo}, None, tmp_path / "c", seed=5)
+    assert fasta == tmp_path / "c" / "synthetic_transcript.fa" and list(planted) == ["synthetic_transcript_5"]
+    sequence = "".join(fasta.read_text().splitlines()[1:])
+    assert all(sequence[s:s + 4] == "UGUA" for s in planted["synthetic_transcript_5"]), CONSENSUS

@@ -143,13 +143,22 @@ def test_the_predict_notebook_on_its_own_applies_the_data_sets_latest_models(log
     import papermill
 
     from rbp.pipeline import KERNEL_ARGUMENTS
+    from rbp.synthetic import write_transcript
 
-    papermill.execute_notebook(str(ROOT / "notebooks" / "06_predict.ipynb"), str(tmp_path / "06.ipynb"),
-                               parameters={"dataset": "tiny", "run_dir": str(tmp_path / "run")},
-                               kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                               extra_arguments=KERNEL_ARGUMENTS)
+    def run_notebook(**predict):
+        papermill.execute_notebook(str(ROOT / "notebooks" / "06_predict.ipynb"), str(tmp_path / "06.ipynb"),
+                                   parameters={"dataset": "tiny", "run_dir": str(tmp_path / "run"),
+                                               "predict": {"stride": 1, **predict}},
+                                   kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                                   extra_arguments=KERNEL_ARGUMENTS)
+
+    # the models learned from a data folder (real data, as far as rbp knows): a synthetic transcript is refused
+    with pytest.raises(papermill.PapermillExecutionError, match=r"predict\.fasta: not given, and LSTM \(tiny\)"):
+        run_notebook()
+    write_transcript(tmp_path / "transcripts.fa", seed=4)
+    run_notebook(fasta=str(tmp_path / "transcripts.fa"))
     summary = (tmp_path / "run" / "predict" / "summary.txt").read_text()
-    assert summary.startswith("LSTM: 1 sequences, 4920 windows") and "planted sites inside a called site" in summary
+    assert summary.startswith("LSTM: 1 sequences, 4920 windows") and "planted" not in summary
     runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("tiny").experiment_id],
                                       "tags.mlflow.runName = 'predict'")
     assert len(runs) == 1 and runs[0].data.params["model.lstm"] == "models:/tiny-lstm/1"
