@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rbp.errors import RbpError
-from rbp.metrics import format_mean_std, format_summary, metric, summary_columns, summary_table
+from rbp.metrics import (
+    BINARY,
+    DNABERT_STYLE,
+    format_mean_std,
+    format_summary,
+    metric,
+    summary_columns,
+    summary_table,
+)
 from rbp.runs import CVRun, ModelResults, client
 from rbp.stats import AUC_COLUMNS, TEST_COLUMNS, auc_difference_ci, paired_tests
 
@@ -52,10 +60,20 @@ def reference_rows(dataset: str | None = REPORTED_DATASET, ceiling: float | None
     return pd.DataFrame(rows).reindex(columns=summary_table({}).columns.tolist() + ["source"])
 
 
-def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+def format_table(table: pd.DataFrame, digits: int = 4, metrics=BINARY) -> pd.DataFrame:
     """The summary table for reading: model, source, folds, then `mean ± std` per metric."""
-    formatted = format_summary(table, digits)
+    formatted = format_summary(table, digits, metrics)
     return formatted[["source", *[c for c in formatted.columns if c != "source"]]]
+
+
+def dnabert_style_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame | None:
+    """The measured models in DNABERT's own metrics (macro F1, precision and recall beside accuracy,
+    MCC, ROC AUC and AUPRC), to read a DNABERT run against DNABERT's published figures; None when no
+    DNABERT model is among them."""
+    measured = table[table.source == "measured"]
+    if not measured.model.str.startswith("DNABERT").any():
+        return None
+    return format_table(measured, digits, DNABERT_STYLE).drop(columns="source")
 
 
 @dataclass

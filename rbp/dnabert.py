@@ -23,7 +23,7 @@ from rbp.dnabert_checkpoint import (
     save_checkpoint,
 )
 from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab
-from rbp.params import DNABERTParams
+from rbp.params import DNABERTParams, needs_checkpoint
 
 _SHARED = dict(max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu", layer_norm_eps=1e-12,
                initializer_range=0.02)
@@ -36,6 +36,9 @@ SIZES: dict[str, dict] = {
     "small": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
                   **_SHARED),
 }
+
+
+CHECKPOINT_LOG_MB = 50  # fold checkpoints are logged by default up to this size (small: 0.6 MB; base: 344 MB)
 
 
 # --------------------------------------------------------------------------- from scratch
@@ -118,6 +121,10 @@ class DNABERTFamily:
 
     def __init__(self, params: DNABERTParams, k: int, *, attn_implementation: str = "sdpa"):
         check_attention(attn_implementation)
+        if params.initialisation == "pretrained" and not params.checkpoint:
+            raise DNABERTError(needs_checkpoint(k))
+        if params.init == "scratch" and params.checkpoint:
+            raise DNABERTError(f"dnabert.init is scratch, but dnabert.checkpoint names {params.checkpoint!r}")
         self.params, self.k, self.attn_implementation = params, k, attn_implementation
         self.checkpoint = read_checkpoint(resolve(params.checkpoint), k) if params.checkpoint else None
         config = self.checkpoint.config if self.checkpoint else scratch_config(k, params.size)
@@ -135,6 +142,21 @@ class DNABERTFamily:
                 _, fresh = load_with_info(self.checkpoint, params.hidden_dropout, params.attention_dropout,
                                  attn_implementation)
             self.new_head = any(key.startswith("classifier.") for key in fresh)
+
+    @property
+    def megabytes(self) -> float:
+        """The size of one fold model's weights in float32 (counted without building it)."""
+        with torch.device("meta"):
+            shell = BertForSequenceClassification(self.config)
+        return sum(p.numel() for p in shell.parameters()) * 4 / 1e6
+
+    @property
+    def log_checkpoints(self) -> bool:
+        """Whether each fold's best model is logged as well: `log_checkpoints`, or (null) when a fold
+        model is at most CHECKPOINT_LOG_MB (the registered model holds every fold's weights anyway)."""
+        if self.params.log_checkpoints is not None:
+            return self.params.log_checkpoints
+        return self.megabytes <= CHECKPOINT_LOG_MB
 
     @property
     def pretrained(self) -> bool:

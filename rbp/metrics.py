@@ -1,8 +1,10 @@
 """The metric registry: every test metric's key, column label, title and direction, in one place.
 
-A fold logs each metric once as `test_<key>` (scikit-learn computes it); a CV run logs `mean_test_<key>`
-and `std_test_<key>` over its folds, and every table (cv, compare, sweep, notebooks, report) uses those
-names and the labels below. `summarize_folds` is the one place where folds are aggregated.
+A fold logs each metric once as `test_<key>` (scikit-learn computes it): the binary ones score the
+binding class (`test_f1`), the `_macro` ones average over both classes as DNABERT reports them
+(`test_f1_macro`). A CV run logs `mean_test_<key>` and `std_test_<key>` over its folds, and every
+table (cv, compare, sweep, notebooks, report) uses those names and the labels below.
+`summarize_folds` is the one place where folds are aggregated.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Metric:
     title: str  # what it measures, for figure titles and axes
     higher_is_better: bool
     score: Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (labels, probabilities, calls)
+    macro: bool = False  # averaged over both classes, as DNABERT reports it; False: of the binding class
 
     @property
     def test_key(self) -> str:
@@ -41,14 +44,27 @@ METRICS: tuple[Metric, ...] = (
     Metric("auprc", "AUPRC", "test area under the precision-recall curve", True,
            lambda y, p, c: average_precision_score(y, p)),
     Metric("acc", "accuracy", "test accuracy", True, lambda y, p, c: accuracy_score(y, c)),
-    Metric("f1", "F1", "test F1 score", True, lambda y, p, c: f1_score(y, c, zero_division=0)),
+    Metric("f1", "F1", "test F1 score of the binding class", True,
+           lambda y, p, c: f1_score(y, c, zero_division=0)),
     Metric("mcc", "MCC", "test Matthews correlation", True, lambda y, p, c: matthews_corrcoef(y, c)),
-    Metric("precision", "precision", "test precision", True,
+    Metric("precision", "precision", "test precision of the binding class", True,
            lambda y, p, c: precision_score(y, c, zero_division=0)),
-    Metric("recall", "recall", "test recall", True, lambda y, p, c: recall_score(y, c, zero_division=0)),
+    Metric("recall", "recall", "test recall of the binding class", True,
+           lambda y, p, c: recall_score(y, c, zero_division=0)),
+    # DNABERT's run_finetune.py reports these three as "f1", "precision" and "recall": macro averages.
+    Metric("f1_macro", "macro F1", "test F1 score, macro average over both classes", True,
+           lambda y, p, c: f1_score(y, c, average="macro", zero_division=0), macro=True),
+    Metric("precision_macro", "macro precision", "test precision, macro average over both classes", True,
+           lambda y, p, c: precision_score(y, c, average="macro", zero_division=0), macro=True),
+    Metric("recall_macro", "macro recall", "test recall, macro average over both classes", True,
+           lambda y, p, c: recall_score(y, c, average="macro", zero_division=0), macro=True),
 )
 BY_KEY = {m.key: m for m in METRICS}
 TEST_METRICS = tuple(m.test_key for m in METRICS)
+BINARY = tuple(m for m in METRICS if not m.macro)  # the summary tables' columns
+# DNABERT's own figures (its dnaprom task): accuracy, macro F1, MCC, ROC AUC, AUPRC, macro precision and recall
+DNABERT_STYLE = tuple(BY_KEY[key] for key in ("acc", "f1_macro", "mcc", "auc", "auprc", "precision_macro",
+                                              "recall_macro"))
 
 
 def metric(name: str) -> Metric:
@@ -96,9 +112,10 @@ def summary_table(fold_metrics_by_model: dict[str, pd.DataFrame]) -> pd.DataFram
     return pd.DataFrame(rows, columns=["model", "n_folds", *summary_columns()])
 
 
-def format_summary(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """A summary table for reading: one `mean ± std` column per metric, blank where nothing was
-    reported; other columns but the mean/std ones are kept as they are."""
+def format_summary(table: pd.DataFrame, digits: int = 4, metrics: Iterable[Metric] = BINARY) -> pd.DataFrame:
+    """A summary table for reading: one `mean ± std` column per metric of `metrics` (the binary
+    ones; `DNABERT_STYLE` for DNABERT's own), blank where nothing was reported; other columns but
+    the mean/std ones are kept as they are."""
     def cell(mean, std):
         return "" if pd.isna(mean) else format_mean_std(mean, None if pd.isna(std) else std, digits)
 
@@ -106,7 +123,7 @@ def format_summary(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     if "n_folds" in out:
         out["n_folds"] = out["n_folds"].map(lambda n: "" if pd.isna(n) else str(int(n)))
         out = out.rename(columns={"n_folds": "folds"})
-    for m in METRICS:
+    for m in metrics:
         out[m.label] = [cell(mean, std) for mean, std in
                         zip(table[f"mean_{m.test_key}"], table[f"std_{m.test_key}"], strict=True)]
     return out.set_index("model") if "model" in out else out

@@ -88,12 +88,15 @@ class LSTMParams(TrainParams):
 
 @dataclass
 class DNABERTParams(TrainParams):
-    checkpoint: str | None = None  # a local DNABERT directory; null = DNABERT-3 architecture from scratch
+    # pretrained: fine-tune `checkpoint` | scratch: DNABERT's architecture from random weights, on purpose;
+    # null = pretrained when a checkpoint is given, else scratch
+    init: Literal["pretrained", "scratch"] | None = None
+    checkpoint: str | None = None  # a local DNABERT directory (config.json, vocab.txt, weights)
     size: Literal["small", "base"] = "small"  # scratch only: base = DNABERT-3's own size
     max_seq_length: int = 100  # tokens, counting [CLS] and [SEP]
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
-    log_checkpoints: bool | None = None  # save each fold's best model; null = on for CUDA only
+    log_checkpoints: bool | None = None  # log each fold's best model; null = when it is under 50 MB
     max_epochs: int = 5
     patience: int = 5
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adamw"
@@ -102,6 +105,24 @@ class DNABERTParams(TrainParams):
     schedule: Literal["constant", "linear", "cosine"] = "linear"
     warmup_fraction: float = 0.1
     grad_clip: float | None = 1.0
+
+
+    @property
+    def initialisation(self) -> str:
+        """`pretrained` or `scratch`, as every tag and label says."""
+        return self.init or ("pretrained" if self.checkpoint else "scratch")
+
+
+def needs_checkpoint(k: int) -> str:
+    """What to say when DNABERT is to be fine-tuned but no checkpoint is named."""
+    return (f"dnabert.init is pretrained, but dnabert.checkpoint names no checkpoint. DNABERT-{k} is a BERT "
+            f"model pre-trained on the human genome with {k}-mer tokens (Ji et al. 2021, Bioinformatics 37:2112); "
+            f"its authors publish the weights at https://github.com/jerryji1993/DNABERT (README, section "
+            f"'Download pre-trained DNABERT': DNABERT{k}). Unzip it and point dnabert.checkpoint at the unpacked "
+            f"folder (the one holding config.json, vocab.txt and pytorch_model.bin), e.g. "
+            f"-p dnabert.checkpoint=/data/dnabert/{k}-new-12w-0. To train DNABERT's architecture from random "
+            f"weights on purpose (its scores then measure the architecture, not the pre-training), "
+            f"set -p dnabert.init=scratch.")
 
 
 @dataclass
@@ -225,6 +246,11 @@ def _check(p: Params, source: str) -> Params:
         need(0 <= t.mask_fraction < 1, f"{section}.mask_fraction", f"must lie in [0, 1), got {t.mask_fraction}")
         need(t.ema_decay is None or 0 < t.ema_decay < 1, f"{section}.ema_decay",
              f"must lie between 0 and 1 (e.g. 0.998), or be null for none; got {t.ema_decay}")
+    need(not (p.dnabert.init == "scratch" and p.dnabert.checkpoint), "dnabert.init",
+         f"is scratch, but dnabert.checkpoint names {p.dnabert.checkpoint!r}: drop the checkpoint to train from "
+         "random weights, or set dnabert.init: pretrained to fine-tune it")
+    if p.dnabert.init == "pretrained" and not p.dnabert.checkpoint and "02_dnabert_cv" in p.notebooks:
+        raise ParamsError(f"{source}: {needs_checkpoint(p.k)}")
     need(3 <= p.dnabert.max_seq_length <= 512, "dnabert.max_seq_length",
          f"must lie between 3 and 512 tokens (DNABERT's position limit), got {p.dnabert.max_seq_length}")
     return p

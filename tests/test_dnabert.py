@@ -314,3 +314,21 @@ def test_family_keeps_the_centre_of_sequences_longer_than_the_token_limit():
     centre = long[(50 - 10) // 2:(50 - 10) // 2 + 10]
     assert centre == "CGTACGTACG"
     assert ids.tolist() == family.encode([centre])["input_ids"][0].tolist()
+
+
+def test_the_family_says_how_it_starts_and_refuses_pretrained_without_a_checkpoint(checkpoint_dir):
+    with pytest.raises(DNABERTError, match="dnabert.init is pretrained, but dnabert.checkpoint names no checkpoint"):
+        DNABERTFamily(DNABERTParams(init="pretrained"), 3)
+    with pytest.raises(DNABERTError, match="dnabert.init is scratch, but dnabert.checkpoint names"):
+        DNABERTFamily(DNABERTParams(init="scratch", checkpoint=str(checkpoint_dir)), 3)
+    assert DNABERTFamily(DNABERTParams(init="scratch"), 3).tags()["init"] == "scratch"
+    assert DNABERTFamily(DNABERTParams(checkpoint=str(checkpoint_dir)), 3).tags()["init"] == "pretrained"
+
+
+def test_fold_checkpoints_are_logged_by_size_not_by_device():
+    small, base = DNABERTFamily(DNABERTParams(size="small"), 3), DNABERTFamily(DNABERTParams(size="base"), 3)
+    assert small.megabytes == pytest.approx(sum(p.numel() for p in small.build().parameters()) * 4 / 1e6)
+    assert small.megabytes < 1 and 300 < base.megabytes < 400  # DNABERT-3 base: 86 M float32 weights
+    assert small.log_checkpoints and not base.log_checkpoints
+    assert DNABERTFamily(DNABERTParams(size="base", log_checkpoints=True), 3).log_checkpoints
+    assert not DNABERTFamily(DNABERTParams(log_checkpoints=False), 3).log_checkpoints

@@ -50,7 +50,7 @@ def test_the_paper_recipes_keep_the_original_architecture():
     from tests.conftest import ROOT
 
     for name in ("paper", "lstm_tuned", "length_sweep"):
-        p = load_params(ROOT / "params" / f"{name}.yaml").lstm
+        p = load_params(ROOT / "params" / f"{name}.yaml", ["dnabert.init=scratch"]).lstm
         assert (p.embedding_dim, p.hidden_size, p.num_layers, p.dense_size, p.readout) == (128, 100, 2, 64, "last")
     default = load_params(ROOT / "params" / "default.yaml").lstm
     assert (default.num_layers, default.readout) == (1, "max")
@@ -79,4 +79,5 @@ def test_describe_names_the_training_recipe():
 
     tuned = LSTMFamily(load_params(ROOT / "params" / "lstm_tuned.yaml").lstm, 3).describe()
     assert "rmsprop lr 0.0002" in tuned and "30% of the k-mers of each training batch masked" in tuned
-    assert "masked" not in LSTMFamily(load_params(ROOT / "params" / "paper.yaml").lstm, 3).describe()
+    paper = load_params(ROOT / "params" / "paper.yaml", ["dnabert.init=scratch"])
+    assert "masked" not in LSTMFamily(paper.lstm, 3).describe()

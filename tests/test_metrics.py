@@ -28,9 +28,20 @@ def test_binary_metrics_by_hand():
     assert set(m) == {x.key for x in METRICS}
 
 
+def test_macro_metrics_average_both_classes_as_dnabert_reports_them():
+    labels = [1, 1, 1, 1, 0, 0]
+    probs = [0.9, 0.8, 0.7, 0.2, 0.6, 0.1]
+    m = binary_metrics(labels, probs)
+    # at 0.5: TP 3, FN 1, FP 1, TN 1. Binding class: precision 3/4, recall 3/4;
+    # the other class: precision 1/2, recall 1/2; macro: the plain mean of the two
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((3 / 4, 3 / 4, 3 / 4))
+    assert (m["precision_macro"], m["recall_macro"], m["f1_macro"]) == pytest.approx((5 / 8, 5 / 8, 5 / 8))
+    assert metric("test_f1_macro").label == "macro F1" and "both classes" in metric("f1_macro").title
+
+
 def test_the_registry_names_each_metric_once():
     assert TEST_METRICS == ("test_auc", "test_auprc", "test_acc", "test_f1", "test_mcc", "test_precision",
-                            "test_recall")
+                            "test_recall", "test_f1_macro", "test_precision_macro", "test_recall_macro")
     assert metric("test_auc") is metric("auc") and metric("auc").label == "ROC AUC"
     assert len({m.label for m in METRICS}) == len(METRICS) and all(m.higher_is_better for m in METRICS)
     with pytest.raises(KeyError, match="unknown metric 'rocauc'; known: auc, auprc"):

@@ -16,10 +16,13 @@ def test_default_yaml_is_the_schema_default():
 def test_shipped_params_load_the_values_they_state(name):
     """Every value a shipped file states is the value its Params holds; the rest are the defaults."""
     stated = flatten(read_yaml(ROOT / "params" / f"{name}.yaml"))
-    loaded, default = load_params(ROOT / "params" / f"{name}.yaml").flat(), Params().flat()
+    # a recipe of pre-trained DNABERT needs its checkpoint to load at all
+    given = {"dnabert.checkpoint": "/x/dnabert-3"} if stated.get("dnabert.init") == "pretrained" else {}
+    loaded = load_params(ROOT / "params" / f"{name}.yaml", [f"{k}={v}" for k, v in given.items()]).flat()
+    default = Params().flat()
     assert set(stated) <= set(loaded)
     for key, value in loaded.items():
-        assert value == stated.get(key, default[key]), key
+        assert value == given.get(key, stated.get(key, default[key])), key
 
 
 def test_shipped_recipes_say_what_they_are_for():
@@ -31,13 +34,33 @@ def test_shipped_recipes_say_what_they_are_for():
 
 
 def test_paper_recipe():
-    p = load_params(ROOT / "params" / "paper.yaml")
+    p = load_params(ROOT / "params" / "paper.yaml", ["dnabert.checkpoint=/x/dnabert-3"])
     assert (p.folds, p.k, p.seed) == (5, 3, 42)
     assert (p.lstm.optimizer, p.lstm.lr, p.lstm.batch_size, p.lstm.max_epochs) == ("rmsprop", 2e-4, 32, 50)
     d = p.dnabert
     assert (d.optimizer, d.lr, d.weight_decay, d.schedule, d.warmup_fraction, d.max_epochs) == (
         "adamw", 2e-4, 0.01, "linear", 0.1, 5)
     assert (d.max_seq_length, d.grad_clip, d.batch_size) == (100, 1.0, 32)
+
+
+def test_the_paper_recipe_refuses_to_run_without_its_checkpoint(tmp_path):
+    with pytest.raises(ParamsError, match=r"dnabert\.init is pretrained, but dnabert\.checkpoint names no "
+                                          r"checkpoint\. DNABERT-3 is a BERT model pre-trained") as refused:
+        load_params(ROOT / "params" / "paper.yaml", ["data_dir=/x/pum2"])
+    message = str(refused.value)
+    assert "github.com/jerryji1993/DNABERT" in message and "-p dnabert.checkpoint=" in message
+    assert "-p dnabert.init=scratch" in message
+    scratch = load_params(ROOT / "params" / "paper.yaml", ["dnabert.init=scratch"]).dnabert
+    assert (scratch.initialisation, scratch.size) == ("scratch", "base")
+    given = load_params(ROOT / "params" / "paper.yaml", [f"dnabert.checkpoint={tmp_path}"]).dnabert
+    assert given.initialisation == "pretrained"
+    # without DNABERT among the notebooks, nothing needs the checkpoint
+    assert load_params(ROOT / "params" / "paper.yaml", ["notebooks=[01_preprocess, 03_lstm_cv]"])
+    with pytest.raises(ParamsError, match="dnabert.init is scratch, but dnabert.checkpoint names"):
+        load_params(overrides=["dnabert.init=scratch", f"dnabert.checkpoint={tmp_path}"])
+    # null follows the checkpoint
+    assert load_params().dnabert.initialisation == "scratch"
+    assert load_params(overrides=[f"dnabert.checkpoint={tmp_path}"]).dnabert.initialisation == "pretrained"
 
 
 def test_overrides_are_typed_yaml():
