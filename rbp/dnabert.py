@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-from rbp.config import resolve
 from rbp.data import center_window
 from rbp.dnabert_checkpoint import (
     NUM_LABELS,
@@ -19,6 +18,7 @@ from rbp.dnabert_checkpoint import (
     load_checkpoint,
     load_model,
     load_with_info,
+    local_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
@@ -126,7 +126,7 @@ class DNABERTFamily:
         if params.init == "scratch" and params.checkpoint:
             raise DNABERTError(f"dnabert.init is scratch, but dnabert.checkpoint names {params.checkpoint!r}")
         self.params, self.k, self.attn_implementation = params, k, attn_implementation
-        self.checkpoint = read_checkpoint(resolve(params.checkpoint), k) if params.checkpoint else None
+        self.checkpoint = read_checkpoint(local_checkpoint(params.checkpoint), k) if params.checkpoint else None
         config = self.checkpoint.config if self.checkpoint else scratch_config(k, params.size)
         if params.max_seq_length > config.max_position_embeddings:
             where = self.checkpoint.directory / "config.json" if self.checkpoint else f"size {params.size}"

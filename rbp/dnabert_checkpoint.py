@@ -1,15 +1,19 @@
 """DNABERT checkpoint directories: read and check one, load its weights into a classifier, save one.
 
-A DNABERT checkpoint directory holds `config.json` (written by transformers 2.5, legacy keys),
-`vocab.txt` (5 special tokens + 4**k upper-case k-mers), `pytorch_model.bin` (a `BertForMaskedLM`
-state dict) or `model.safetensors`, and maybe a `tokenizer_config.json` saying `do_lower_case: true`.
-It loads with the plain BERT classes, offline, never with remote code; its own vocab.txt wins, and
-lower-casing is always off: a lower-casing tokenizer silently maps every k-mer to `[UNK]`.
+A DNABERT checkpoint directory holds `config.json` (written by DNABERT's transformers 2.5 fork:
+`model_type: bert`, that version's keys), `vocab.txt` (5 special tokens + 4**k upper-case k-mers),
+`pytorch_model.bin` (a `BertForMaskedLM` state dict, in torch's pre-1.6 serialisation, tied tensors
+shared) or `model.safetensors`, and maybe a `tokenizer_config.json` saying `do_lower_case: true`.
+A copy from a model hub may add an `auto_map`, a `tokenizer_class: DNATokenizer` and `.py` files:
+those are ignored. It loads with the plain BERT classes, offline, never with remote code; its own
+vocab.txt wins, and lower-casing is always off: a lower-casing tokenizer silently maps every k-mer to
+`[UNK]`. Only a local directory is read: a model hub id is refused at once.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 from transformers.utils import logging as hf_logging
 
+from rbp.config import resolve
 from rbp.data import sha256_file
 from rbp.errors import RbpError
 from rbp.kmers import K_RANGE, SPECIAL_TOKENS, kmer_vocab
@@ -57,6 +62,22 @@ class Checkpoint:
 def make_tokenizer(vocab: Sequence[str]) -> BertTokenizer:
     """A BERT WordPiece tokenizer over `vocab`, never lower-casing (DNABERT's k-mers are upper-case)."""
     return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False)
+
+
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name
+
+
+def local_checkpoint(value: str) -> Path:
+    """`dnabert.checkpoint` as a local path (relative ones from the project root). A model hub id that
+    is no local folder is refused at once, never looked up: nothing is downloaded."""
+    path = resolve(value)
+    if not path.exists() and HUB_ID.fullmatch(str(value)):
+        raise DNABERTError(
+            f"dnabert.checkpoint: {value!r} looks like a model hub id, but checkpoints are read only from a "
+            f"local directory (nothing is downloaded; {path} does not exist). Download it where there is "
+            f"network access (e.g. `hf download {value} --local-dir DIR`), copy DIR here and set "
+            "dnabert.checkpoint=DIR")
+    return path
 
 
 def read_checkpoint(directory: str | Path, k: int | None = None) -> Checkpoint:
@@ -100,7 +121,7 @@ def _read_config(path: Path) -> BertConfig:
         raise DNABERTError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise DNABERTError(f"{path}: expected a JSON object of BERT settings")
-    # DNABERT's files have no model_type (transformers 2.5); a different one is another architecture.
+    # DNABERT's fork writes model_type "bert" (some copies have none); another one is another architecture.
     if values.get("model_type", "bert") != "bert":
         raise DNABERTError(f"{path}: model_type {values['model_type']!r} is not a BERT (DNABERT) model")
     if not isinstance(values.get("vocab_size"), int):

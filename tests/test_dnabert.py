@@ -35,9 +35,10 @@ def logits_of(model, batch) -> torch.Tensor:
 # --------------------------------------------------------------------------- loading DNABERT's layout
 
 
-@pytest.mark.parametrize("weights", ["bin", "safetensors"])
+@pytest.mark.parametrize("weights", ["bin", "legacy", "safetensors"])
 def test_dnabert_layout_loads_with_a_new_two_label_head(tmp_path, weights):
     directory = write_dnabert_checkpoint(tmp_path / "ck", weights=weights)
+    assert json.loads((directory / "config.json").read_text())["model_type"] == "bert"  # as DNABERT's fork writes
     torch.manual_seed(0)
     model = load_checkpoint(directory, k=3)
 
@@ -51,6 +52,54 @@ def test_dnabert_layout_loads_with_a_new_two_label_head(tmp_path, weights):
     for key in encoder_keys:
         assert torch.equal(loaded[key], in_file[key]), key
     assert logits_of(model, encode(SEQUENCES, 3, 100)).shape == (len(SEQUENCES), 2)
+
+
+def test_the_legacy_file_is_saved_as_dnabert_saved_it(tmp_path):
+    import zipfile
+
+    weights = write_dnabert_checkpoint(tmp_path / "ck", weights="legacy") / "pytorch_model.bin"
+    assert not zipfile.is_zipfile(weights)  # torch's serialisation before 1.6
+    state = torch.load(weights, weights_only=True)
+    assert len(state) == 46
+    shared = [("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+              ("cls.predictions.decoder.bias", "cls.predictions.bias")]
+    for a, b in shared:
+        assert state[a].untyped_storage().data_ptr() == state[b].untyped_storage().data_ptr(), (a, b)
+
+
+def test_a_model_hub_copy_loads_without_ever_importing_its_code(tmp_path):
+    import sys
+
+    directory = write_dnabert_checkpoint(tmp_path / "hub", weights="legacy", hub=True)
+    assert "auto_map" in json.loads((directory / "config.json").read_text())
+    assert json.loads((directory / "tokenizer_config.json").read_text())["tokenizer_class"] == "DNATokenizer"
+    family = DNABERTFamily(DNABERTParams(checkpoint=str(directory), max_epochs=1), 3)
+    model = family.build()
+    batch = family.encode(["ACGTACGTTAGC", "GGGTTTAAACCC"])
+    assert batch["input_ids"][0, :5].tolist() == ACGTAC_IDS[:5]  # DNABERT's ids, not a custom tokenizer's
+    loss = model(**batch, labels=torch.tensor([1, 0])).loss
+    loss.backward()  # a training step's worth of use
+    assert family.tags()["init"] == "pretrained"
+    assert not (directory / "IMPORTED").exists()
+    assert not any(name.endswith(("modeling_dnabert", "configuration_dnabert", "tokenization_dnabert"))
+                   for name in sys.modules)
+
+
+def test_a_model_hub_id_is_refused_at_once_not_looked_up(monkeypatch):
+    import os
+
+    import huggingface_hub
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    with pytest.raises(DNABERTError, match=r"'zhihan1996/DNA_bert_3' looks like a model hub id, but checkpoints "
+                                           r"are read only from a local directory .*hf download"):
+        DNABERTFamily(DNABERTParams(checkpoint="zhihan1996/DNA_bert_3"), 3)
 
 
 def test_family_from_checkpoint_tags_hash_and_fresh_models(checkpoint_dir):
