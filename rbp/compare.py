@@ -60,6 +60,17 @@ def reference_rows(dataset: str | None = REPORTED_DATASET, ceiling: float | None
     return pd.DataFrame(rows).reindex(columns=summary_table({}).columns.tolist() + ["source"])
 
 
+def protocol_note(cv_runs: list[CVRun]) -> str | None:
+    """What a reader must know when some runs chose no epoch (DNABERT's own protocol), or None."""
+    parity = [run.label for run in cv_runs if run.tags.get("selection") == "final"]
+    if not parity:
+        return None
+    return (f"**{', '.join(parity)}**: DNABERT's own protocol, not the selection described above: each fold "
+            "trained on its whole training part (no validation split) and its final epoch was evaluated. No "
+            "epoch was chosen, on validation or on test data; such runs compare with DNABERT's published "
+            "figures, and have no validation curve below.")
+
+
 def format_table(table: pd.DataFrame, digits: int = 4, metrics=BINARY) -> pd.DataFrame:
     """The summary table for reading: model, source, folds, then `mean ± std` per metric."""
     formatted = format_summary(table, digits, metrics)

@@ -1,7 +1,9 @@
 """K-fold cross-validation of one model family on the folds of a run (no tracking here).
 
 For each fold: train on `train`, select the epoch on `dev`, then evaluate the test fold once with
-the best-on-validation weights. Callbacks let a tracking layer log as the folds go.
+the best-on-validation weights. With `selection: final` (DNABERT's own protocol) a fold trains on
+`train` and `dev` together and its final epoch is evaluated. Callbacks let a tracking layer log as
+the folds go.
 """
 
 from __future__ import annotations
@@ -97,25 +99,40 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
         encoded = family.encode(folds.sequences.sequence)
     labels = torch.tensor(folds.sequences.label.to_numpy(), dtype=torch.long)
     rows = {s: torch.from_numpy(folds.positions(fold, s)) for s in ("train", "dev", "test")}
+    select = cfg.selection == "validation"
+    if not select:  # DNABERT's own protocol: the whole training part, no validation split
+        rows["train"] = torch.sort(torch.cat([rows.pop("train"), rows.pop("dev")])).values
     inputs = {s: {key: value[index] for key, value in encoded.items()} for s, index in rows.items()}
     seed_everything(seed)  # every fold starts from the same seed: same init, same batch order
     model = family.build()
     training = train_model(
-        model, inputs["train"], labels[rows["train"]], inputs["dev"], labels[rows["dev"]],
+        model, inputs["train"], labels[rows["train"]], inputs.get("dev"), labels[rows["dev"]] if select else None,
         cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
         name=f"{family.name} fold {fold}", progress=progress, amp=family.amp)
     probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
-    val_probabilities = predict(model, inputs["dev"], cfg.eval_batch_size, device)  # for a decision threshold
+    validation = None
+    if select:  # for a decision threshold
+        validation = _predictions(folds.sequences.iloc[rows["dev"].numpy()],
+                                  predict(model, inputs["dev"], cfg.eval_batch_size, device), fold)
     model.cpu()  # K fold models must not pile up on the GPU
     test = folds.sequences.iloc[rows["test"].numpy()]
     metrics = {f"test_{k}": v for k, v in binary_metrics(test.label, probabilities).items()}
     result = FoldResult(fold, training, metrics, _predictions(test, probabilities, fold), model,
-                        time.perf_counter() - start,
-                        _predictions(folds.sequences.iloc[rows["dev"].numpy()], val_probabilities, fold))
+                        time.perf_counter() - start, validation)
     if result.warning:
         warnings.warn(result.warning, RuntimeWarning, stacklevel=2)
     callbacks.fold_ended(result)
     return result
+
+
+def describe_selection(cfg: TrainParams) -> str:
+    """One Markdown sentence for a notebook: how each fold's model was chosen."""
+    if cfg.selection == "final":
+        return ("**Parity protocol (no selection):** each fold trains on its whole training part (no validation "
+                f"split) for {cfg.max_epochs} epochs and its final epoch is evaluated"
+                + ("" if cfg.amp else ", in fp32") + ", as DNABERT's own fine-tuning does.")
+    return ("Each fold picks its epoch on its validation split (`dev`) and is evaluated once on its test fold "
+            "with those weights.")
 
 
 def _predictions(table: pd.DataFrame, probabilities, fold: int) -> pd.DataFrame:

@@ -72,6 +72,10 @@ class TrainParams:
     grad_clip: float | None = None  # max gradient norm; null = no clipping
     ema_decay: float | None = None  # validate and keep an exponential moving average of the weights; null = off
     mask_fraction: float = 0.0  # share of k-mer tokens replaced by [MASK] in each training batch
+    # validation: choose the epoch on a validation split (`val_fraction`) | final: train on the whole
+    # training part and keep the last epoch, no selection (DNABERT's own protocol: params/dnabert_parity.yaml)
+    selection: Literal["validation", "final"] = "validation"
+    amp: bool = True  # bf16 autocast on CUDA for families that use it (DNABERT); false: fp32 throughout
 
 
 @dataclass

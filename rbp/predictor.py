@@ -29,6 +29,8 @@ MANIFEST = "predictor.json"
 CHUNK = 4096  # windows of one sequence scored at a time: memory stays flat in the sequence's length
 THRESHOLD_CRITERION = ("Youden's J (sensitivity + specificity - 1), maximised over the fold models' "
                        "predictions on their own validation splits, pooled; test folds are never used")
+NO_SELECTION_CRITERION = ("0.5, the class of the larger probability (as DNABERT calls): trained without a "
+                          "validation split (selection: final), so nothing was chosen")
 FORMAT = 1
 
 
@@ -58,6 +60,11 @@ class Predictor:
     @property
     def k(self) -> int:
         return self.family.k
+
+    @property
+    def threshold_criterion(self) -> str:
+        section = getattr(self.params, self.family.name, None)
+        return NO_SELECTION_CRITERION if getattr(section, "selection", "") == "final" else THRESHOLD_CRITERION
 
     @property
     def label(self) -> str:
@@ -115,7 +122,7 @@ class Predictor:
         for fold, model in zip(self.folds, self.models, strict=True):
             self.family.save(model, directory / f"fold-{fold}")
         manifest = {"format": FORMAT, "family": self.family.name, "k": self.k, "window": self.window,
-                    "threshold": self.threshold, "threshold_criterion": THRESHOLD_CRITERION,
+                    "threshold": self.threshold, "threshold_criterion": self.threshold_criterion,
                     "folds": self.folds, "params": self.params.to_dict(), "info": self.info}
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         return directory
@@ -160,7 +167,11 @@ def training_window(folds) -> int:
 def from_cross_validation(family: ModelFamily, params: Params, folds, results, info: dict | None = None
                           ) -> Predictor:
     """The Predictor of a finished cross-validation (`rbp.cv.FoldResult`s with validation predictions)."""
-    validation = pd.concat([r.val_predictions for r in results], ignore_index=True)
-    threshold = choose_threshold(validation.label, validation.probability)
+    parts = [r.val_predictions for r in results if r.val_predictions is not None]
+    if parts:
+        validation = pd.concat(parts, ignore_index=True)
+        threshold = choose_threshold(validation.label, validation.probability)
+    else:  # selection: final keeps no validation split: the class of the larger probability, as DNABERT calls
+        threshold = 0.5
     return Predictor(family, dataclasses.replace(params), [r.model for r in results], [r.fold for r in results],
                      training_window(folds), threshold, dict(info or {}))

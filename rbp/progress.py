@@ -9,6 +9,7 @@ per event, and a "still running" line when nothing happened for a while.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -34,12 +35,18 @@ class ProgressFile(Callbacks):
         self._write(event="fold", fold=fold)
 
     def epoch_ended(self, fold: int, log) -> None:
-        self._write(event="epoch", fold=fold, epoch=log.epoch, val_auc=log.val_auc, train_loss=log.train_loss,
-                    seconds=log.seconds)
+        self._write(event="epoch", fold=fold, epoch=log.epoch, val_auc=_number(log.val_auc),
+                    train_loss=log.train_loss, seconds=log.seconds)
 
     def fold_ended(self, result) -> None:
         self._write(event="done", fold=result.fold, best_epoch=result.best_epoch,
-                    best_val_auc=result.training.best_val_auc, seconds=result.seconds, warning=result.warning)
+                    best_val_auc=_number(result.training.best_val_auc), seconds=result.seconds,
+                    warning=result.warning)
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: a figure that does not exist (no validation split) is null."""
+    return None if math.isnan(value) else value
 
 
 def reporter(model: str, n_folds: int, max_epochs: int) -> Callbacks:
@@ -54,10 +61,14 @@ def describe(event: dict) -> str:
     if event["event"] == "fold":
         return f"{where}: training"
     if event["event"] == "epoch":
-        return (f"{where}, epoch {event['epoch']}/{event['max_epochs']}: validation AUC {event['val_auc']:.3f} "
-                f"({event['seconds']:.0f} s)")
-    done = (f"{where} done: best epoch {event['best_epoch']}, validation AUC {event['best_val_auc']:.3f}, "
-            f"{event['seconds']:.0f} s")
+        figure = (f"validation AUC {event['val_auc']:.3f}" if event.get("val_auc") is not None
+                  else f"training loss {event['train_loss']:.3f}")
+        return f"{where}, epoch {event['epoch']}/{event['max_epochs']}: {figure} ({event['seconds']:.0f} s)"
+    if event.get("best_val_auc") is None:
+        done = f"{where} done: final epoch {event['best_epoch']} kept (no selection), {event['seconds']:.0f} s"
+    else:
+        done = (f"{where} done: best epoch {event['best_epoch']}, validation AUC {event['best_val_auc']:.3f}, "
+                f"{event['seconds']:.0f} s")
     return done + (f"\n    WARNING: {event['warning']}" if event.get("warning") else "")
 
 

@@ -46,14 +46,20 @@ class CVRun:
         return model_label(self.tags)
 
 
+PARITY = "parity (no selection)"  # a run of DNABERT's own protocol: the final epoch, no validation split
+
+
 def model_label(tags: dict) -> str:
     """The family's label with what sets the run apart: "LSTM", "DNABERT (pretrained)",
-    "DNABERT (scratch, 41 nt)", or the family name of an unregistered model."""
+    "DNABERT (scratch, 41 nt)", "DNABERT (pretrained, parity (no selection))", or the family name
+    of an unregistered model."""
     family = tags.get("model_family", "") or "unknown"
     name = FAMILIES[family].label if family in FAMILIES else family
     details = [tags["init"]] if tags.get("init") else []
     if tags.get("length", "full") != "full":
         details.append(f"{tags['length']} nt")
+    if tags.get("selection") == "final":
+        details.append(PARITY)
     return f"{name} ({', '.join(details)})" if details else name
 
 

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from rbp.errors import RbpError
 from rbp.families import FAMILIES
 from rbp.fasta import AMBIGUOUS, NUCLEOTIDES
-from rbp.predictor import MANIFEST, THRESHOLD_CRITERION, Predictor
+from rbp.predictor import MANIFEST, Predictor
 
 ARTIFACT = "predictor"  # the predictor folder's key among the MLflow model's artifacts
 MODEL_NAME = "model"  # the logged model's name on its CV run: runs:/<cv run id>/model
@@ -82,7 +82,7 @@ def _description(predictor: Predictor) -> str:
                      f"{figures.get('mean_test_auprc', float('nan')):.4f}, accuracy "
                      f"{figures.get('mean_test_acc', float('nan')):.4f} over {len(predictor.folds)} folds "
                      "(each fold model on its own test fold).")
-    lines.append(f"Decision threshold {predictor.threshold:.4f}: {THRESHOLD_CRITERION}.")
+    lines.append(f"Decision threshold {predictor.threshold:.4f}: {predictor.threshold_criterion}.")
     if info.get("cv_run_id"):
         lines.append(f"CV run `{info['cv_run_id']}`.")
     return " ".join(lines).replace(" ()", "")

@@ -5,6 +5,7 @@ This is the only module (with rbp.pipeline) that imports MLflow; the core runs w
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -208,6 +209,10 @@ def log_frame(frame, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
 
 
+def _finite(figures: dict) -> dict:
+    return {key: value for key, value in figures.items() if not math.isnan(value)}
+
+
 class CVLogger:
     """Logs a cross-validation to MLflow: a CV run, and under it a child run per fold.
 
@@ -228,7 +233,7 @@ class CVLogger:
         self.tags = house_tags(
             params.dataset_name, manifest["data_sha256"], model_family=family.name,
             folds_sha256=manifest["folds_sha256"], synthetic=str(manifest.get("synthetic", False)).lower(),
-            device=device, length=str(length) if length else "full", **family.tags())
+            device=device, length=str(length) if length else "full", selection=cfg.selection, **family.tags())
         self.params = {**{f"{family.name}.{k}": v for k, v in vars(cfg).items()},
                        "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
                        "length": length, "short_sequences": params.short_sequences,
@@ -264,12 +269,13 @@ class CVLogger:
         mlflow.log_params(self.params)
 
     def epoch_ended(self, fold: int, log) -> None:
-        mlflow.log_metrics({"train_loss": log.train_loss, "val_loss": log.val_loss, "val_auc": log.val_auc,
-                            "lr": log.lr, "epoch_seconds": log.seconds}, step=log.epoch)
+        figures = {"train_loss": log.train_loss, "val_loss": log.val_loss, "val_auc": log.val_auc,
+                   "lr": log.lr, "epoch_seconds": log.seconds}
+        mlflow.log_metrics(_finite(figures), step=log.epoch)  # no validation figures without a validation split
 
     def fold_ended(self, result) -> None:
-        mlflow.log_metrics({**result.metrics, "best_epoch": result.best_epoch,
-                            "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds})
+        mlflow.log_metrics(_finite({**result.metrics, "best_epoch": result.best_epoch,
+                                    "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds}))
         if result.warning:
             mlflow.set_tags({"diverged": "true", NOTE: result.warning})
         log_frame(result.predictions, "predictions.csv")
@@ -286,7 +292,7 @@ class CVLogger:
         from rbp.cv import fold_table, pooled_predictions, summary
 
         figures = summary(self.results)
-        mlflow.log_metrics(figures)
+        mlflow.log_metrics(_finite(figures) if self.cfg.selection == "final" else figures)
         log_frame(fold_table(self.results), "fold_metrics.csv")
         log_frame(pooled_predictions(self.results), "oof_predictions.csv")
         self._log_model(figures)

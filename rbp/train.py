@@ -169,30 +169,29 @@ def make_schedule(optimizer, cfg: TrainParams, total_steps: int):
 
 
 def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_labels: torch.Tensor,
-                dev: dict[str, torch.Tensor], dev_labels: torch.Tensor, cfg: TrainParams,
+                dev: dict[str, torch.Tensor] | None, dev_labels: torch.Tensor | None, cfg: TrainParams,
                 device: torch.device, seed: int,
                 on_epoch: Callable[[EpochLog], None] | None = None, name: str = "training",
                 progress: bool = True, amp: bool = True) -> TrainResult:
     """Train on `train`, validate on `dev` every epoch, keep and restore the best-on-validation weights.
 
-    `amp`: bf16 autocast for the training steps on CUDA (ignored on the CPU)."""
+    With no `dev` (`selection: final`, DNABERT's own protocol) there is no validation and no early
+    stopping: all `max_epochs` run and the final weights are kept; the logs' validation figures are NaN.
+    `amp`: bf16 autocast for the training steps on CUDA (ignored on the CPU, and when `cfg.amp` is off)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    amp = amp and cfg.amp
     model.to(device)
-    train, dev = _to(train, device), _to(dev, device)
-    train_labels, dev_labels = train_labels.to(device), dev_labels.to(device)
-    n = len(train_labels)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    optimizer = make_optimizer(model, cfg)
-    schedule = make_schedule(optimizer, cfg, steps_per_epoch * cfg.max_epochs)
-    order = torch.Generator().manual_seed(seed)
-    masks = torch.Generator(device=device).manual_seed(seed + 1)
+    train = _to(train, device)
+    train_labels = train_labels.to(device)
+    if dev is None:
+        return _train_to_the_end(model, train, train_labels, cfg, device, seed, on_epoch, name, progress, amp)
+    dev, dev_labels = _to(dev, device), dev_labels.to(device)
+    optimizer, schedule, order, masks, ema = _setup(model, cfg, len(train_labels), device, seed)
     stopper = EarlyStopping(cfg.patience, cfg.min_epochs)
     result = TrainResult(best_epoch=0, best_val_auc=-math.inf)
     best_state = None
     # The model that is validated and kept: the trained one, or the moving average of its weights.
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-           if cfg.ema_decay else None)
     kept = ema.module if ema is not None else model
     dev_labels_np = dev_labels.cpu().numpy()
 
@@ -200,33 +199,12 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
                mininterval=1.0, leave=True)
     for epoch in bar:
         start = time.perf_counter()
-        model.train()
-        permutation = torch.randperm(n, generator=order).to(device)
-        loss_sum = torch.zeros((), device=device)
-        for first in range(0, n, cfg.batch_size):
-            index = permutation[first:first + cfg.batch_size]
-            batch = _slice(train, index)
-            if cfg.mask_fraction:
-                batch["input_ids"] = mask_kmers(batch["input_ids"], cfg.mask_fraction, masks)
-            with _autocast(device, amp):
-                logits = logits_of(model, batch)
-            loss = loss_of(logits, train_labels[index])
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{name}: the training loss became {loss.item()} in epoch {epoch}; "
-                                    "lower the learning rate or turn on grad_clip")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += loss.detach() * len(index)
+        train_loss = _epoch(model, train, train_labels, cfg, device, order, masks, optimizer, schedule, ema,
+                            amp, f"{name}: the training loss became {{}} in epoch {epoch}")
         dev_probs, val_loss = predict(kept, dev, cfg.eval_batch_size, device, dev_labels)
         if not np.isfinite(dev_probs).all():
             raise TrainingError(f"{name}: validation predictions are not finite in epoch {epoch}")
-        log = EpochLog(epoch=epoch, train_loss=float(loss_sum) / n, val_loss=val_loss,
+        log = EpochLog(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                        val_auc=float(roc_auc_score(dev_labels_np, dev_probs)),
                        lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         result.history.append(log)
@@ -242,4 +220,66 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     bar.close()
     model.load_state_dict(best_state)
     result.best_epoch, result.best_val_auc = stopper.best_epoch, stopper.best_score
+    return result
+
+
+def _setup(model, cfg: TrainParams, n: int, device, seed: int):
+    """Optimiser, schedule over all steps, the batch-order and masking generators, and the moving
+    average of the weights (with `ema_decay`)."""
+    optimizer = make_optimizer(model, cfg)
+    schedule = make_schedule(optimizer, cfg, math.ceil(n / cfg.batch_size) * cfg.max_epochs)
+    order = torch.Generator().manual_seed(seed)
+    masks = torch.Generator(device=device).manual_seed(seed + 1)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+           if cfg.ema_decay else None)
+    return optimizer, schedule, order, masks, ema
+
+
+def _epoch(model, train, train_labels, cfg: TrainParams, device, order, masks, optimizer, schedule, ema,
+           amp: bool, diverged: str) -> float:
+    """One pass over the training rows in a seeded random order; the mean training loss."""
+    n = len(train_labels)
+    model.train()
+    permutation = torch.randperm(n, generator=order).to(device)
+    loss_sum = torch.zeros((), device=device)
+    for first in range(0, n, cfg.batch_size):
+        index = permutation[first:first + cfg.batch_size]
+        batch = _slice(train, index)
+        if cfg.mask_fraction:
+            batch["input_ids"] = mask_kmers(batch["input_ids"], cfg.mask_fraction, masks)
+        with _autocast(device, amp):
+            logits = logits_of(model, batch)
+        loss = loss_of(logits, train_labels[index])
+        if not torch.isfinite(loss):
+            raise TrainingError(diverged.format(loss.item()) + "; lower the learning rate or turn on grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        schedule.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        loss_sum += loss.detach() * len(index)
+    return float(loss_sum) / n
+
+
+def _train_to_the_end(model, train, train_labels, cfg: TrainParams, device, seed: int, on_epoch, name: str,
+                      progress: bool, amp: bool) -> TrainResult:
+    """`selection: final`: every epoch on all training rows, no validation; the final weights (or
+    their moving average, with `ema_decay`) are the model."""
+    optimizer, schedule, order, masks, ema = _setup(model, cfg, len(train_labels), device, seed)
+    result = TrainResult(best_epoch=cfg.max_epochs, best_val_auc=math.nan)
+    for epoch in tqdm(range(1, cfg.max_epochs + 1), desc=name, unit="epoch", disable=not progress,
+                      mininterval=1.0, leave=True):
+        start = time.perf_counter()
+        train_loss = _epoch(model, train, train_labels, cfg, device, order, masks, optimizer, schedule, ema,
+                            amp, f"{name}: the training loss became {{}} in epoch {epoch}")
+        log = EpochLog(epoch=epoch, train_loss=train_loss, val_loss=math.nan, val_auc=math.nan,
+                       lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        result.history.append(log)
+        if on_epoch:
+            on_epoch(log)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return result

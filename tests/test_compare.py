@@ -173,3 +173,24 @@ def test_the_verdict_says_when_fold_means_and_pooled_auc_disagree():
     verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
     assert verdict.sentence.startswith("No clear winner: B has the higher mean over folds, A the higher pooled")
     assert verdict.metrics["difference.ci_high"] < 0
+
+
+def test_dnabert_runs_are_also_shown_in_dnaberts_own_metrics(store):
+    from rbp.runs import CVRun
+
+    pipeline_id, _ = store.pipeline()
+    cv_runs = find_cv_runs(pipeline_run_id=pipeline_id)
+    table = compare.results_table(load_results(cv_runs))
+    own = compare.dnabert_style_table(table)
+    assert own.columns.tolist() == ["folds", "accuracy", "macro F1", "MCC", "ROC AUC", "AUPRC", "macro precision",
+                                    "macro recall"]
+    values = fold_values("dnabert", "test_f1_macro")
+    assert own.loc["DNABERT (pretrained)", "macro F1"] == f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+    assert "macro F1" not in compare.format_table(table).columns  # the main table: the binding class's F1
+    assert compare.dnabert_style_table(table[table.model == "LSTM"]) is None
+
+    assert compare.protocol_note(cv_runs) is None
+    parity = CVRun("r", "dnabert_cv", "1", "FINISHED", {"model_family": "dnabert", "init": "pretrained",
+                                                        "selection": "final"})
+    note = compare.protocol_note([*cv_runs, parity])
+    assert note.startswith("**DNABERT (pretrained, parity (no selection))**") and "final epoch" in note

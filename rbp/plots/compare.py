@@ -6,6 +6,8 @@ every figure.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -80,7 +82,7 @@ def fold_metric(fold_metrics_by_model: dict[str, pd.DataFrame], metric: str = "t
     means = data.groupby("model")[metric].mean()
     ax.scatter([position[m] for m in means.index], means.values, marker="_", s=1400, color="black",
                linewidths=2.5, zorder=5, label="mean over folds")
-    ax.set_xticks(range(len(order)), order)
+    ax.set_xticks(range(len(order)), [textwrap.fill(model, 18) for model in order])  # long labels wrap
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set(title=title[0].upper() + title[1:], xlabel="", ylabel=registered(metric).title)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", frameon=False)
