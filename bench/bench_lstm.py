@@ -32,7 +32,8 @@ def _sequences(n: int, seed: int = 0) -> list[str]:
 
 
 def measure(params_name: str, device: torch.device, batches: int) -> dict:
-    cfg = load_params(ROOT / "params" / f"{params_name}.yaml").lstm
+    # the LSTM's part of a recipe (a DNABERT part may need a checkpoint it does not use)
+    cfg = load_params(ROOT / "params" / f"{params_name}.yaml", ["notebooks=[01_preprocess, 03_lstm_cv]"]).lstm
     family = LSTMFamily(cfg, 3)
     seed_everything(0)
     model = family.build().to(device)

@@ -1,0 +1,43 @@
+"""bench/gpu_check.sh --tiny: the GPU check runs end to end, with the core of rbp only."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+BLOCKER = 'raise ImportError("{name} is not on the GPU machine")\n'
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_end_to_end_without_mlflow_or_papermill(tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("mlflow", "papermill"):  # as on the GPU machine: importing either fails
+        (blocked / f"{name}.py").write_text(BLOCKER.format(name=name))
+    env = {**os.environ, "PYTHONPATH": str(blocked), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--tiny", "--out", str(tmp_path / "out")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert report["tiny"] and report["mlflow_or_papermill_imported"] == []
+    assert [(r["precision"], r["attention"]) for r in report["dnabert_step"]] == [("fp32", "eager"), ("fp32", "sdpa")]
+    cv = report["cross_validation"]
+    assert cv["folds"] == 2 and cv["init"] == "scratch" and len(cv["seconds_per_fold"]) == 2
+    assert 0 <= cv["mean_test_auc"] <= 1 and cv["sequences"] == 120
+    assert report["lstm"]["params"] == "paper" and report["lstm"]["epoch_seconds"] > 0
+    table = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert "--tiny" in table and "| test_auc |" in table
+
+
+def test_the_gpu_check_refuses_a_machine_without_a_gpu_unless_tiny(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--data", str(tmp_path),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "torch sees no CUDA device" in done.stderr
+    assert not (tmp_path / "out").exists()
