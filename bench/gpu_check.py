@@ -5,7 +5,8 @@
 2. the paper recipe's DNABERT at base size **from scratch** on the data set given with `--data`
    (PUM2): 5 folds made by the core, each fold's epoch chosen on validation, time per fold and test
    metrics (mean ± std over folds);
-3. the paper biLSTM on CUDA: a training epoch of 4464 sequences (`bench_lstm.measure`).
+3. the paper biLSTM on CUDA: a training epoch of 4464 sequences (`bench_lstm.measure`);
+4. `rbp predict`'s scan of a 20-kb transcript at stride 1 by 5-fold ensembles (`bench_predict`).
 
 No MLflow, no papermill, no network. Writes `gpu_check.json` and `gpu_check.md` into `--out`.
 `--tiny` runs the same steps at toy sizes (small DNABERT, 2 folds of a small synthetic set, one
@@ -32,6 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from bench_dnabert import measure as dnabert_step  # noqa: E402
 from bench_lstm import measure as lstm_epoch  # noqa: E402
+from bench_predict import _predictor, _transcript, scan_rate  # noqa: E402
 from common import machine  # noqa: E402
 
 from rbp.cv import cross_validate, summary  # noqa: E402
@@ -91,7 +93,9 @@ def markdown(report: dict) -> str:
     lstm = report["lstm"]
     lines += ["", f"biLSTM ({lstm['params']} recipe) on {lstm['device']}: training {lstm['train_seq_per_s']} seq/s "
               f"(an epoch of 4464 in {lstm['epoch_seconds']} s), evaluation {lstm['eval_seq_per_s']} seq/s.",
-              "", f"Wall time of the whole check: {report['seconds']} s."]
+              "", "| scan (rbp predict, stride 1) | transcript (nt) | windows/s | nt/s |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['model']} | {r['length']} | {r['windows_per_s']} | {r['nt_per_s']} |" for r in report["scan"]]
+    lines += ["", f"Wall time of the whole check: {report['seconds']} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +127,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         report["cross_validation"] = cross_validation(args.data, args.tiny, device, Path(work))
     report["lstm"] = lstm_epoch("paper", device, 2 if args.tiny else 40)
+    transcript = _transcript(2_000 if args.tiny else 20_000)
+    report["scan"] = [{"model": f"{family} ({recipe}), 5 folds", "length": len(transcript), "stride": 1,
+                       **scan_rate(_predictor(family, recipe, 5, device), transcript, 1, device)}
+                      for family, recipe in (("lstm", "default"), ("lstm", "paper"), ("dnabert", "default"))]
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["mlflow_or_papermill_imported"] = sorted({"mlflow", "papermill"} & set(sys.modules))
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
