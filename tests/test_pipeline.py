@@ -160,6 +160,30 @@ def test_cli_prints_one_message_for_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_the_paper_recipe_needs_its_checkpoint_and_runs_with_one(mlflow_store, small_data_dir, tmp_path, capsys):
+    from tests.dnabert_layout import write_dnabert_checkpoint
+
+    paper = ROOT / "params" / "paper.yaml"
+    out = tmp_path / "out"
+    assert main(["run", "--params", str(paper), "-p", f"data_dir={small_data_dir}", "-p", f"output_dir={out}"]) == 2
+    err = capsys.readouterr().err
+    assert "dnabert.init is pretrained, but dnabert.checkpoint names no checkpoint" in err
+    assert "github.com/jerryji1993/DNABERT" in err and "Traceback" not in err
+    assert not out.exists() and mlflow.search_runs(search_all_experiments=True).empty  # nothing ran
+
+    checkpoint = write_dnabert_checkpoint(tmp_path / "3-new-12w-0", k=3, hidden=16, layers=1, heads=2,
+                                          weights="legacy")
+    smoke = ["folds=2", "val_fraction=0.2", "dnabert.max_epochs=1", "dnabert.batch_size=64",
+             "notebooks=[01_preprocess, 02_dnabert_cv]"]
+    args = ["run", "--params", str(paper), "-p", f"data_dir={small_data_dir}", "-p", f"output_dir={out}",
+            "-p", f"dnabert.checkpoint={checkpoint}"]
+    assert main([*args, *[part for item in smoke for part in ("-p", item)]]) == 0
+    cv = mlflow.search_runs(experiment_names=["small"], filter_string="tags.mlflow.runName = 'dnabert_cv'")
+    assert cv.status.tolist() == ["FINISHED"] and cv["tags.init"].tolist() == ["pretrained"]
+    assert cv["params.dnabert.lr"].tolist() == ["0.0002"] and cv["tags.selection"].tolist() == ["validation"]
+
+
+@pytest.mark.slow
 def test_cli_refuses_unknown_key_as_a_subprocess(tmp_path):
     out = subprocess.run([sys.executable, "-m", "rbp", "run", "--params", str(SMOKE), "-p", "lstm.lrate=1"],
                          capture_output=True, text=True, cwd=tmp_path)
