@@ -25,7 +25,7 @@ def _predict(args) -> int:
     from rbp.predict import predict
 
     result = predict(args.model, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
-                     motif=args.motif, k=args.k, figures=args.figures, device=args.device)
+                     motif=args.motif, k=args.k, figures=args.figures, device=args.device, explain=args.explain)
     print(result)
     return 0
 
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--k", type=int, help="refuse the model unless it was trained on k-mers of this size")
     predict.add_argument("--figures", type=int, default=10,
                          help="profile figures of the best-scoring long sequences (default 10)")
+    predict.add_argument("--explain", action="store_true",
+                         help="add an attribution track to each profile figure: in-silico mutagenesis of the "
+                              "window around each called site's summit")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.set_defaults(func=_predict)
     runs = sub.add_parser("runs", help="look after the runs in the project's store")

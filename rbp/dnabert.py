@@ -191,6 +191,9 @@ class DNABERTFamily:
     def load(self, directory: str | Path) -> BertForSequenceClassification:
         return load_checkpoint(directory, self.k, attn_implementation=self.attn_implementation).eval()
 
+    def embeddings(self, model: BertForSequenceClassification) -> torch.nn.Module:
+        return model.bert.embeddings.word_embeddings
+
     def tags(self) -> dict[str, str]:
         if self.checkpoint:
             return {"init": "pretrained", "checkpoint": str(self.checkpoint.directory.resolve()),

@@ -2,8 +2,9 @@
 
 A model family is what the CV loop (`rbp.cv`), tracking (`rbp.tracking`), the comparison and the
 notebooks know of a model: how to build a fresh one for a fold, how to encode sequences into its
-input tensors, how to save and load a trained one, its tags and a one-line description, and whether
-mixed precision applies to it. They use nothing else, so a family is free in how it does these.
+input tensors, how to save and load a trained one, where its token embeddings are (for gradient
+attributions), its tags and a one-line description, and whether mixed precision applies to it.
+They use nothing else, so a family is free in how it does these.
 
 Adding a family is one module plus one registry entry: write `rbp/<name>.py` with a class that
 implements `ModelFamily` (constructed as `Family(section_params, k)`), and add a `FamilyInfo` to
@@ -42,6 +43,9 @@ class ModelFamily(Protocol):
 
     def load(self, directory: str | Path) -> torch.nn.Module:
         """A model saved by `save`, in eval mode on the CPU."""
+
+    def embeddings(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The layer that embeds the `input_ids` tokens (gradient attributions start there)."""
 
     def tags(self) -> dict[str, str]:
         """Tags for its MLflow runs beyond the house tags (e.g. DNABERT's `init`)."""

@@ -79,6 +79,9 @@ class LSTMFamily:
         ids = encode_kmers(list(sequences), self.k, add_special_tokens=False)
         return {"input_ids": torch.from_numpy(ids)}
 
+    def embeddings(self, model: BiLSTMClassifier) -> nn.Module:
+        return model.embedding
+
     def tags(self) -> dict[str, str]:
         return {}
 

@@ -26,7 +26,7 @@ DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", 
              "folds", "test_fraction", "val_fraction", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
-NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict")
+NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict", "07_interpret")
 
 
 class _Loader(yaml.SafeLoader):
@@ -144,6 +144,14 @@ class PredictParams:
 
 
 @dataclass
+class InterpretParams:
+    sequences: int = 150  # confident binding sites explained per model (out of fold)
+    method: Literal["ism", "ig", "attention"] = "ism"  # ism: in-silico mutagenesis | ig: Integrated Gradients
+    known_motifs: list[str] = field(default_factory=list)  # IUPAC, e.g. [UGUAHAUA]; [] on synthetic data: its own
+    max_motifs: int = 5  # discovered motifs kept per model
+
+
+@dataclass
 class Params:
     dataset: str | None = None  # MLflow experiment; null = "synthetic" or data_dir's folder name
     data_dir: str | None = None  # holds the two FASTA files; null = the built-in synthetic set
@@ -160,11 +168,12 @@ class Params:
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
-    notebooks: list[str] = field(default_factory=lambda: [*NOTEBOOKS[:4], "06_predict"])
+    notebooks: list[str] = field(default_factory=lambda: [*NOTEBOOKS[:4], "06_predict", "07_interpret"])
     lstm: LSTMParams = field(default_factory=LSTMParams)
     dnabert: DNABERTParams = field(default_factory=DNABERTParams)
     sweep: SweepParams = field(default_factory=SweepParams)
     predict: PredictParams = field(default_factory=PredictParams)
+    interpret: InterpretParams = field(default_factory=InterpretParams)
 
     @property
     def synthetic(self) -> bool:
@@ -228,6 +237,13 @@ def _check(p: Params, source: str) -> Params:
          f"must lie between 0 and 1, got {p.predict.threshold}")
     need("06_predict" not in p.notebooks or bool(models or p.predict.model), "notebooks",
          "holds 06_predict but neither a model notebook nor predict.model: there is no model to apply")
+    need("07_interpret" not in p.notebooks or bool(models), "notebooks",
+         f"holds 07_interpret but no model notebook ({', '.join(MODEL_NOTEBOOKS)}) whose models it could explain")
+    need(p.interpret.sequences >= 10, "interpret.sequences", f"must be at least 10, got {p.interpret.sequences}")
+    need(p.interpret.max_motifs >= 1, "interpret.max_motifs", f"must be at least 1, got {p.interpret.max_motifs}")
+    for motif in p.interpret.known_motifs:
+        need(bool(motif) and set(motif.upper()) <= set(IUPAC), "interpret.known_motifs",
+             f"must be written in IUPAC nucleotide letters (e.g. UGUAHAUA), got {motif!r}")
     need("04_compare" not in p.notebooks or bool(models), "notebooks",
          f"holds 04_compare but no model notebook ({', '.join(MODEL_NOTEBOOKS)}) whose runs it could compare")
     need("05_length_sweep" not in p.notebooks or bool(p.sweep.lengths and models), "notebooks",

@@ -158,6 +158,12 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
         report = log_report(output, run_id)
         echo(f"  report: {report}")
         _announce_verdict(output.parent / VERDICT_FILE, report, run_id, echo)
+    if name == "07_interpret" and (output.parent / "interpret_summary.csv").is_file():
+        for row in pd.read_csv(output.parent / "interpret_summary.csv", keep_default_na=False).to_dict("records"):
+            known = f", matches {row['best_known_match']} ({row['best_similarity']:.2f})" if row["best_known_match"] \
+                else ""
+            echo(f"  {row['model']}: top motif {row['top_motif'] or 'none'} in {row['top_motif_share'] or 0:.0%} of "
+                 f"{row['sequences']} sites explained{known}")
     if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
         for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():
             echo(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="    "))

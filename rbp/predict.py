@@ -119,7 +119,7 @@ def scan_sequence(predictor: Predictor, sequence_id: str, sequence: str, stride:
 
 def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
             threshold: float | None = None, motif: str | None = None, k: int | None = None,
-            figures: int = 10, device: str = "auto", progress: bool = True) -> PredictResult:
+            figures: int = 10, device: str = "auto", progress: bool = True, explain: bool = False) -> PredictResult:
     start_time = time.perf_counter()
     if threshold is not None and not 0 <= threshold <= 1:
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
@@ -142,7 +142,7 @@ def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "figures").mkdir(parents=True)
     try:
-        result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress)
+        result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress, explain)
         result.summary.update(fasta=str(Path(fasta).resolve()), seconds=round(time.perf_counter() - start_time, 2))
         (partial / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,26 @@ def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int
     return result
 
 
-def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figures, progress) -> PredictResult:
+def explain_sites(predictor: Predictor, sequence: str, sites) -> np.ndarray:
+    """A per-nucleotide attribution track of a long sequence (NaN where nothing was explained): for
+    each called site, in-silico mutagenesis of the window of the training length centred on its
+    summit, by the ensemble (the mean of its fold models)."""
+    from rbp.attribution import contributions, ism, logit
+
+    track = np.full(len(sequence), np.nan)
+    if not sites or len(sequence) < predictor.window:
+        return track
+    starts = sorted({min(max(site.summit - predictor.window // 2, 0), len(sequence) - predictor.window)
+                     for site in sites})
+    windows = [sequence[s:s + predictor.window] for s in starts]
+    scores = contributions(ism(lambda variants: logit(predictor.probabilities(variants)), windows), windows)
+    for start, row in zip(starts, scores, strict=True):
+        track[start:start + predictor.window] = row
+    return track
+
+
+def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figures, progress,
+           explain: bool = False) -> PredictResult:
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
@@ -188,15 +207,18 @@ def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figu
     scores = pd.DataFrame(rows)
     scores.to_csv(folder / "scores.tsv", sep="\t", index=False)
     scans = [scan for _, _, scan in sorted(best, key=lambda item: (-item[0], -item[1]))]
+    sequences = {record.id: record.sequence for record in records} if explain else {}
     for scan in scans:
+        track = explain_sites(predictor, sequences[scan.sequence_id], scan.sites) if explain else None
         figure = plots.profile_figure(scan.sequence_id, scan.length, scan.starts, predictor.window, scan.scores,
-                                      threshold, scan.sites, scan.motif_starts, motif, predictor.label)
+                                      threshold, scan.sites, scan.motif_starts, motif, predictor.label, track)
         figure.savefig(folder / "figures" / f"{_safe(scan.sequence_id)}.png", dpi=120, bbox_inches="tight")
         plt.close(figure)
     summary = {"model": uri, "family": predictor.family.name, "k": predictor.k, "window": predictor.window,
                "stride": stride, "threshold": threshold, "model_threshold": predictor.threshold,
                "sequences": len(records), "windows": n_windows, "sites": len(table),
-               "positive_calls": int(scores.call.sum()) if len(scores) else 0, "motif": motif}
+               "positive_calls": int(scores.call.sum()) if len(scores) else 0, "motif": motif,
+               "explained": bool(explain)}
     return PredictResult(folder, scores, table, summary, scans)
 
 

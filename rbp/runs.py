@@ -16,7 +16,7 @@ from rbp.errors import RbpError
 from rbp.families import FAMILIES
 from rbp.metrics import TEST_METRICS
 
-NOT_MODELS = {"pipeline", "data"}  # model_family values of runs that are not CV runs
+NOT_MODELS = {"pipeline", "data", "predict"}  # model_family tags of runs that train no model
 
 
 @dataclass(frozen=True)

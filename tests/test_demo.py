@@ -74,3 +74,31 @@ def test_the_demo_transcript_shows_its_planted_sites(reduced_demo, fold_one, fam
     covered = sum(site.end - site.start for site in scan.sites) / scan.length
     assert found.in_site.all(), (family_name, found)
     assert covered < 1 / 3, (family_name, covered)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", ["lstm", "dnabert"])
+def test_interpretation_recovers_the_planted_element(reduced_demo, fold_one, family_name):
+    """In-silico mutagenesis of the confident held-out positives, then TF-MoDISco: the top motif is the
+    planted element, and in the sequences holding it the attribution peaks on it."""
+    import numpy as np
+
+    from rbp.interpret import confident_positives, interpret
+    from rbp.motif_discovery import MATCH
+    from rbp.motifs import motif_regex
+
+    params, folds, _ = reduced_demo
+    family, result = fold_one(family_name)
+    predictor = from_cross_validation(family, params, folds, [result])
+    table = confident_positives(result.predictions, folds.sequences, predictor.threshold, 120)
+    explained = interpret(predictor, table, family_name, "ism", [CONSENSUS])
+    top = explained.matches[explained.matches.motif == "motif 1"].iloc[0]
+    assert top.match and top.similarity >= MATCH, explained.matches
+    pattern, width = motif_regex(CONSENSUS), len(CONSENSUS)
+    on_element = []
+    for sequence, scores in zip(table.sequence, explained.scores, strict=True):
+        starts = [m.start() for m in pattern.finditer(sequence)]
+        if starts:
+            peak = int(np.argmax(np.convolve(scores, np.ones(width), mode="valid")))  # best 8-nt window
+            on_element.append(min(abs(peak - s) for s in starts) <= 2)
+    assert len(on_element) >= 30 and np.mean(on_element) >= 0.8, (len(on_element), np.mean(on_element))

@@ -33,7 +33,8 @@ def test_parameter_defaults_are_the_default_params(path):
         if name in defaults:
             assert value == defaults[name], f"{path.name}: {name} = {value!r}, params say {defaults[name]!r}"
         else:
-            assert name in RUN_VALUES or name.startswith(("compare_", "sweep_")), f"{path.name}: stray {name}"
+            assert name in RUN_VALUES or name.startswith(("compare_", "sweep_", "interpret_")), \
+                f"{path.name}: stray {name}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

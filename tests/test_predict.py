@@ -161,3 +161,23 @@ def test_the_synthetic_transcript_is_scanned_only_by_models_of_synthetic_data(mo
     assert fasta == tmp_path / "c" / "synthetic_transcript.fa" and list(planted) == ["synthetic_transcript_5"]
     sequence = "".join(fasta.read_text().splitlines()[1:])
     assert all(sequence[s:s + 4] == "UGUA" for s in planted["synthetic_transcript_5"]), CONSENSUS
+
+
+def test_explain_adds_an_attribution_track_around_each_site(model_dir, tmp_path):
+    from rbp.predict import explain_sites
+    from rbp.scan import Site
+
+    predictor = Predictor.load(model_dir)
+    transcript, _ = make_transcript(seed=2, length=400, sites=2)
+    sites = [Site(start=100, end=130, peak=0.9, summit=115, windows=10), Site(start=390, end=400, peak=0.8,
+                                                                            summit=398, windows=3)]
+    track = explain_sites(predictor, transcript.sequence, sites)
+    explained = np.flatnonzero(~np.isnan(track))
+    # the window of the training length centred on each summit, the last one flush with the end
+    assert explained.tolist() == list(range(115 - 40, 115 - 40 + 81)) + list(range(400 - 81, 400))
+    assert np.isnan(explain_sites(predictor, transcript.sequence, [])).all()
+
+    fasta = tmp_path / "tx.fa"
+    write_transcript(fasta, seed=2, length=600, sites=2)
+    result = predict(model_dir, fasta, tmp_path / "out", stride=5, threshold=0.0, progress=False, explain=True)
+    assert result.summary["explained"] and len(list((tmp_path / "out" / "figures").glob("*.png"))) == 1

@@ -23,6 +23,12 @@ def test_the_latest_pipeline_run_is_the_default(store):
     assert [run.run_name for run in explicit] == ["lstm_cv"]
 
 
+def test_a_predict_run_under_the_pipeline_is_no_cv_run(store):
+    pipeline_id, cv_ids = store.pipeline()
+    store.client.set_terminated(store._run("predict", {"model_family": "predict"}, pipeline_id))
+    assert {run.run_id for run in runs.find_cv_runs(pipeline_run_id=pipeline_id)} == set(cv_ids.values())
+
+
 def test_dnabert_labels_say_how_it_was_initialised():
     assert runs.model_label({"model_family": "dnabert", "init": "scratch"}) == "DNABERT (scratch)"
     assert runs.model_label({"model_family": "dnabert", "init": "pretrained"}) == "DNABERT (pretrained)"

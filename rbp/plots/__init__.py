@@ -1,8 +1,8 @@
 """Every figure of the project (seaborn on matplotlib), in one place and one theme.
 
 Each function returns a Figure to show or log: `data` (what the sequences look like), `training`
-(learning curves), `compare` (the model comparison), `sweep` (metric against window length) and
-`predict` (a transcript's binding profile).
+(learning curves), `compare` (the model comparison), `sweep` (metric against window length),
+`predict` (a transcript's binding profile) and `interpret` (attribution and motif logos).
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ def show(figures: dict | list) -> None:
 
 from rbp.plots.compare import comparison_figures  # noqa: E402
 from rbp.plots.data import class_balance, length_distribution, motif_occurrence  # noqa: E402
+from rbp.plots.interpret import attribution_logos, motif_logos  # noqa: E402
 from rbp.plots.predict import profile_figure  # noqa: E402
 from rbp.plots.sweep import plot_sweep  # noqa: E402
 from rbp.plots.training import learning_curves  # noqa: E402
 
-__all__ = ["class_balance", "comparison_figures", "learning_curves", "length_distribution", "motif_occurrence",
-           "plot_sweep", "profile_figure", "show"]
+__all__ = ["attribution_logos", "class_balance", "comparison_figures", "learning_curves", "length_distribution",
+           "motif_logos", "motif_occurrence", "plot_sweep", "profile_figure", "show"]

@@ -8,15 +8,21 @@ import seaborn as sns
 
 
 def profile_figure(sequence_id: str, length: int, starts, window: int, scores, threshold: float, sites,
-                   motif_starts=(), motif: str | None = None, model: str = "model"):
+                   motif_starts=(), motif: str | None = None, model: str = "model", attribution=None):
     """The per-nucleotide profile (the best window covering each position) as a filled curve, each
-    window's score at its centre as dots, the threshold, called sites shaded and motif starts as ticks."""
+    window's score at its centre as dots, the threshold, called sites shaded and motif starts as ticks;
+    with `attribution` (per nucleotide, NaN where not explained), its track in a panel below."""
     from rbp.scan import profile
 
     starts, scores = np.asarray(starts), np.asarray(scores, dtype=float)
     span = min(window, length)
     width = min(16.0, max(8.0, length / 400))
-    fig, ax = plt.subplots(figsize=(width, 3.6))
+    if attribution is None:
+        fig, ax = plt.subplots(figsize=(width, 3.6))
+    else:
+        fig, (ax, below) = plt.subplots(2, 1, figsize=(width, 5.0), sharex=True,
+                                        gridspec_kw={"height_ratios": [3, 1.3]})
+        _attribution_track(below, np.asarray(attribution, dtype=float), sites)
     colours = sns.color_palette()
     ax.fill_between(np.arange(length), profile(length, starts, window, scores), step="mid", alpha=0.35,
                     color=colours[0], label="profile (best window covering each position)")
@@ -29,8 +35,24 @@ def profile_figure(sequence_id: str, length: int, starts, window: int, scores, t
     if len(motif_starts):
         ax.plot(motif_starts, np.full(len(motif_starts), -0.06), "|", ms=12, mew=2, color=colours[3],
                 label=f"{motif} start", clip_on=False)
-    ax.set(xlim=(0, length), ylim=(-0.1, 1.02), xlabel="position in the sequence (nt, 0-based)",
+    ax.set(xlim=(0, length), ylim=(-0.1, 1.02), xlabel="" if attribution is not None else
+           "position in the sequence (nt, 0-based)",
            ylabel="P(binding site)", title=f"{sequence_id}: {model} ({len(sites)} site{'s' * (len(sites) != 1)})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False, fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _attribution_track(ax, track: np.ndarray, sites) -> None:
+    """Each explained nucleotide's score as a bar: up where its base raises the binding logit."""
+    colours = sns.color_palette()
+    positions = np.flatnonzero(~np.isnan(track))
+    values = track[positions]
+    ax.bar(positions, np.clip(values, 0, None), width=1.0, color=colours[2], lw=0)
+    ax.bar(positions, np.clip(values, None, 0), width=1.0, color=colours[3], lw=0)
+    for site in sites:
+        ax.axvspan(site.start, site.end, color=colours[1], alpha=0.12, lw=0)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set(xlabel="position in the sequence (nt, 0-based)", ylabel="attribution")
+    ax.set_title("in-silico mutagenesis around each site's summit (binding logit: base against the mean base)",
+                 fontsize="small", loc="left")

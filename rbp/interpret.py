@@ -1,0 +1,107 @@
+"""What a cross-validated model learned: attributions of its confident positives, the motifs they
+hold, and how those compare with known motifs and with another model's.
+
+Each sequence is explained by the fold model that never trained on it (the one whose test fold
+holds it), so the attributions, like the out-of-fold predictions they start from, are of held-out
+data. No MLflow here: `rbp.tracking.log_interpretation` logs the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rbp.attribution import METHODS, cls_attention, contributions, integrated_gradients, ism, logit, one_hot
+from rbp.errors import RbpError
+from rbp.motif_discovery import Motif, discover, match_table, similarity
+
+METHOD_LABELS = {"ism": "in-silico mutagenesis", "ig": "Integrated Gradients", "attention": "[CLS] attention"}
+
+
+@dataclass
+class Interpretation:
+    label: str  # the model, as tables name it
+    method: str
+    table: pd.DataFrame  # id, sequence, fold, probability of the sequences explained, best first
+    scores: np.ndarray  # (N, L) one score per nucleotide
+    hypothetical: np.ndarray  # (N, L, 4) what motif discovery read
+    motifs: list[Motif]
+    matches: pd.DataFrame  # rbp.motif_discovery.match_table against the known motifs
+    seconds: float
+
+    def summary(self) -> dict:
+        top = self.motifs[0] if self.motifs else None
+        best = self.matches.sort_values("similarity", ascending=False).head(1)
+        return {"model": self.label, "method": METHOD_LABELS[self.method], "sequences": len(self.table),
+                "motifs": len(self.motifs), "top_motif": top.consensus if top else "",
+                "top_motif_share": round(top.share, 3) if top else np.nan,
+                "best_known_match": best.known.iloc[0] if len(best) and best.match.iloc[0] else "",
+                "best_similarity": float(best.similarity.iloc[0]) if len(best) else np.nan,
+                "seconds": round(self.seconds, 1)}
+
+
+def confident_positives(oof: pd.DataFrame, sequences: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
+    """Up to `n` binding sites the model called at or above `threshold` out of fold, the most
+    confident first, of the most common length (attributions are compared position by position):
+    id, sequence, fold, probability."""
+    table = oof[(oof.label == 1) & (oof.probability >= threshold)].merge(sequences[["id", "sequence"]], on="id")
+    if table.empty:
+        raise RbpError(f"interpret: no binding site was called at or above the threshold {threshold:.3f} out of "
+                       "fold; there is nothing confident to explain")
+    length = table.sequence.str.len().mode().iloc[0]
+    table = table[table.sequence.str.len() == length]
+    return (table.sort_values("probability", ascending=False, kind="stable").head(n)
+            [["id", "sequence", "fold", "probability"]].reset_index(drop=True))
+
+
+def explain(predictor, table: pd.DataFrame, method: str = "ism", progress: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-nucleotide scores (N, L) and hypothetical contributions (N, L, 4) of `table`'s sequences,
+    each by the fold model that held it out (`fold`)."""
+    if method not in METHODS:
+        raise RbpError(f"interpret.method: {method!r} is not one of {', '.join(METHODS)}")
+    sequences = table.sequence.tolist()
+    onehot = one_hot(sequences)
+    scores = np.zeros(onehot.shape[:2], dtype=np.float32)
+    hypothetical = np.zeros(onehot.shape, dtype=np.float32)
+    for fold, rows in table.groupby("fold").indices.items():
+        part = [sequences[i] for i in rows]
+        if method == "ism":
+            hyp = ism(lambda variants, f=int(fold): logit(predictor.probabilities(variants, f)), part, progress)
+            hypothetical[rows], scores[rows] = hyp, contributions(hyp, part)
+            continue
+        model = predictor.models[predictor.folds.index(int(fold))]
+        if method == "ig":
+            scores[rows] = integrated_gradients(predictor.family, model, part)
+        else:
+            scores[rows] = cls_attention(predictor.family, model, part)
+        hypothetical[rows] = onehot[rows] * scores[rows][:, :, None]
+    return scores, hypothetical
+
+
+def interpret(predictor, table: pd.DataFrame, label: str, method: str = "ism",
+              known_motifs: Sequence[str] = (), max_motifs: int = 5, progress: bool = False) -> Interpretation:
+    start = time.perf_counter()
+    scores, hypothetical = explain(predictor, table, method, progress)
+    motifs = discover(table.sequence.tolist(), hypothetical, max_motifs)
+    return Interpretation(label, method, table, scores, hypothetical, motifs, match_table(motifs, known_motifs),
+                          time.perf_counter() - start)
+
+
+def shared_motifs(a: Interpretation, b: Interpretation) -> pd.DataFrame:
+    """Each of `a`'s motifs against its most similar motif of `b` (the same similarity as against
+    known motifs, `b`'s probability matrix in the place of the known one)."""
+    rows = []
+    for motif in a.motifs:
+        best = max(((similarity(motif.ppm, other.ppm), other) for other in b.motifs),
+                   key=lambda item: item[0][0], default=None)
+        if best is None:
+            continue
+        (score, _, reverse), other = best
+        rows.append({a.label: f"{motif.name} ({motif.consensus})", b.label: f"{other.name} ({other.consensus})",
+                     "similarity": round(score, 3), "strand": "reverse complement" if reverse else "same"})
+    return pd.DataFrame(rows)
