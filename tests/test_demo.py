@@ -80,7 +80,8 @@ def test_the_demo_transcript_shows_its_planted_sites(reduced_demo, fold_one, fam
 @pytest.mark.parametrize("family_name", ["lstm", "dnabert"])
 def test_interpretation_recovers_the_planted_element(reduced_demo, fold_one, family_name):
     """In-silico mutagenesis of the confident held-out positives, then TF-MoDISco: the top motif is the
-    planted element, and in the sequences holding it the attribution peaks on it."""
+    planted element, and in the sequences holding it the attributions are highest on its positions
+    (on the reduced set at least 3 times the rest; about 7 times for the LSTM, 5 for DNABERT)."""
     import numpy as np
 
     from rbp.interpret import confident_positives, interpret
@@ -90,15 +91,18 @@ def test_interpretation_recovers_the_planted_element(reduced_demo, fold_one, fam
     params, folds, _ = reduced_demo
     family, result = fold_one(family_name)
     predictor = from_cross_validation(family, params, folds, [result])
-    table = confident_positives(result.predictions, folds.sequences, predictor.threshold, 120)
+    table = confident_positives(result.predictions, folds.sequences, predictor.threshold, 200)
     explained = interpret(predictor, table, family_name, "ism", [CONSENSUS])
     top = explained.matches[explained.matches.motif == "motif 1"].iloc[0]
     assert top.match and top.similarity >= MATCH, explained.matches
     pattern, width = motif_regex(CONSENSUS), len(CONSENSUS)
-    on_element = []
+    inside, outside = [], []  # mean nucleotide score on the element's positions and elsewhere, per sequence
     for sequence, scores in zip(table.sequence, explained.scores, strict=True):
-        starts = [m.start() for m in pattern.finditer(sequence)]
-        if starts:
-            peak = int(np.argmax(np.convolve(scores, np.ones(width), mode="valid")))  # best 8-nt window
-            on_element.append(min(abs(peak - s) for s in starts) <= 2)
-    assert len(on_element) >= 30 and np.mean(on_element) >= 0.8, (len(on_element), np.mean(on_element))
+        on = np.zeros(len(sequence), dtype=bool)
+        for match in pattern.finditer(sequence):
+            on[match.start():match.start() + width] = True
+        if on.any():
+            inside.append(scores[on].mean())
+            outside.append(scores[~on].mean())
+    assert len(inside) >= 30 and np.mean(inside) >= 3 * max(np.mean(outside), 1e-6), (np.mean(inside),
+                                                                                      np.mean(outside))

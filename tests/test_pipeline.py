@@ -50,6 +50,23 @@ def _check_models_and_predict(result, pipeline, runs, echoed):
     assert not any("planted" in line for line in echoed)  # the FASTA was the user's: nothing planted is known
 
 
+def _check_interpret(result, runs, echoed):
+    """07_interpret explained each model's confident positives and logged what it found under its CV run."""
+    import pandas as pd
+
+    summary = pd.read_csv(result.run_dir / "interpret_summary.csv")
+    assert sorted(summary.model) == ["DNABERT (pretrained)", "LSTM"] and (summary.sequences > 0).all()
+    assert (summary.method == "in-silico mutagenesis").all()
+    for name in ("lstm_cv", "dnabert_cv"):
+        cv_run = runs[runs["tags.mlflow.runName"] == name].iloc[0]
+        logged = _artifacts(cv_run.run_id)
+        assert {"interpret/motifs.json", "interpret/attributions.csv", "interpret/attribution_logos.png",
+                "interpret/motif_logos.png", "interpret/known_motif_matches.csv"} <= set(logged)
+        assert "interpret_motifs" in MlflowClient().get_run(cv_run.run_id).data.metrics
+    assert "interpret/summary.csv" in _artifacts(result.run_id)
+    assert any(line.startswith("  LSTM: top motif") for line in echoed)
+
+
 def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     """The smoke pipeline end to end: preprocess, DNABERT from a DNABERT-layout checkpoint, LSTM."""
     from tests.dnabert_layout import write_dnabert_checkpoint
@@ -65,6 +82,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
         ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", "predict", result.run_name])
+    assert (result.run_dir / "07_interpret.ipynb").is_file()
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
     assert pipeline.data.tags["model_family"] == "pipeline" and pipeline.data.tags["device"] == "cpu"
@@ -82,6 +100,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     assert "Verdict." in html and "SYNTHETIC DATA" not in html and "reported (original" not in html
     _check_verdict(result, pipeline, echoed)
     _check_models_and_predict(result, pipeline, runs, echoed)
+    _check_interpret(result, runs, echoed)
 
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id
