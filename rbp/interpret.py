@@ -34,11 +34,18 @@ class Interpretation:
     seconds: float
 
     def summary(self) -> dict:
+        """The top motif (the most seqlets), its best known match, and the best match of any motif."""
         top = self.motifs[0] if self.motifs else None
-        best = self.matches.sort_values("similarity", ascending=False).head(1)
+        ranked = self.matches.sort_values("similarity", ascending=False, kind="stable")
+        own = ranked[ranked.motif == top.name].head(1) if top else ranked.head(0)
+        best = ranked.head(1)
         return {"model": self.label, "method": METHOD_LABELS[self.method], "sequences": len(self.table),
                 "motifs": len(self.motifs), "top_motif": top.consensus if top else "",
                 "top_motif_share": round(top.share, 3) if top else np.nan,
+                "top_motif_match": own.known.iloc[0] if len(own) and own.match.iloc[0] else "",
+                "top_motif_similarity": float(own.similarity.iloc[0]) if len(own) else np.nan,
+                "best_matching_motif": f"{best.motif.iloc[0]} ({best.consensus.iloc[0]})"
+                if len(best) and best.match.iloc[0] else "",
                 "best_known_match": best.known.iloc[0] if len(best) and best.match.iloc[0] else "",
                 "best_similarity": float(best.similarity.iloc[0]) if len(best) else np.nan,
                 "seconds": round(self.seconds, 1)}
@@ -93,11 +100,11 @@ def interpret(predictor, table: pd.DataFrame, label: str, method: str = "ism",
 
 
 def shared_motifs(a: Interpretation, b: Interpretation) -> pd.DataFrame:
-    """Each of `a`'s motifs against its most similar motif of `b` (the same similarity as against
-    known motifs, `b`'s probability matrix in the place of the known one)."""
+    """Each of `a`'s motifs against the most similar motif of `b`: whether `a`'s seqlets hold `b`'s
+    core (the same similarity as against known motifs, `b`'s core in the place of the known one)."""
     rows = []
     for motif in a.motifs:
-        best = max(((similarity(motif.ppm, other.ppm), other) for other in b.motifs),
+        best = max(((similarity(motif.sequence_ppm, other.ppm), other) for other in b.motifs),
                    key=lambda item: item[0][0], default=None)
         if best is None:
             continue

@@ -11,7 +11,9 @@ becomes a probability matrix (its allowed bases equally likely), slid along the 
 both orientations; the score of an alignment is the sum over aligned columns of the Pearson
 correlation of the two columns, divided by the known motif's number of informative columns, so a
 motif that covers only half of the known one scores at most 0.5. `MATCH` is the score from which a
-discovered motif is said to match.
+discovered motif is said to match. A motif is compared by what its seqlets hold (the whole aligned
+pattern, flanks included), not only by its core: a model may lean on the UGUA of UGUAHAUA while its
+seqlets hold all eight letters.
 """
 
 from __future__ import annotations
@@ -40,15 +42,29 @@ class Motif:
     share: float  # of the sequences analysed
     starts: list[int] = field(default_factory=list)  # where in its sequence each seqlet's core starts
     reverse: list[bool] = field(default_factory=list)  # seqlet on the reverse complement
+    pattern: np.ndarray | None = None  # (W, 4) base probabilities of the whole aligned seqlets, flanks included
 
     @property
     def consensus(self) -> str:
-        """The most probable base per column (RNA letters), lower case where no base reaches 0.5."""
-        letters = []
-        for column in self.ppm:
-            base = "ACGU"[int(np.argmax(column))]
-            letters.append(base if column.max() >= 0.5 else base.lower())
-        return "".join(letters)
+        """The core's most probable base per column (RNA letters), lower case where none reaches 0.5."""
+        return consensus(self.ppm)
+
+    @property
+    def pattern_consensus(self) -> str:
+        return consensus(self.pattern if self.pattern is not None else self.ppm)
+
+    @property
+    def sequence_ppm(self) -> np.ndarray:
+        """What the seqlets hold, flanks included: what known motifs are compared with."""
+        return self.pattern if self.pattern is not None else self.ppm
+
+
+def consensus(ppm: np.ndarray) -> str:
+    letters = []
+    for column in ppm:
+        base = "ACGU"[int(np.argmax(column))]
+        letters.append(base if column.max() >= 0.5 else base.lower())
+    return "".join(letters)
 
 
 def iupac_ppm(motif: str) -> np.ndarray:
@@ -92,11 +108,13 @@ def match_table(motifs: Sequence[Motif], known_motifs: Sequence[str]) -> pd.Data
     for known in known_motifs:
         matrix = iupac_ppm(known)
         for motif in motifs:
-            score, offset, reverse = similarity(motif.ppm, matrix)
-            rows.append({"motif": motif.name, "consensus": motif.consensus, "known": known.upper(),
+            score, offset, reverse = similarity(motif.sequence_ppm, matrix)
+            rows.append({"motif": motif.name, "consensus": motif.consensus, "seqlets_hold": motif.pattern_consensus,
+                         "known": known.upper(),
                          "similarity": round(score, 3), "offset": offset,
                          "strand": "reverse complement" if reverse else "same", "match": score >= MATCH})
-    return pd.DataFrame(rows, columns=["motif", "consensus", "known", "similarity", "offset", "strand", "match"])
+    return pd.DataFrame(rows, columns=["motif", "consensus", "seqlets_hold", "known", "similarity", "offset", "strand",
+                                       "match"])
 
 
 def _trim(ppm: np.ndarray, cwm: np.ndarray) -> slice:
@@ -143,5 +161,5 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
             sequences=len(examples), share=len(examples) / len(onehot),
             starts=[int(s.start + (core.start if not s.is_revcomp else len(ppm) - core.stop))
                     for s in pattern.seqlets],
-            reverse=[bool(s.is_revcomp) for s in pattern.seqlets]))
+            reverse=[bool(s.is_revcomp) for s in pattern.seqlets], pattern=ppm))
     return motifs

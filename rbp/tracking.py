@@ -366,6 +366,7 @@ def log_interpretation(run_id: str, interpretation, figures: dict, prefix: str =
     client = MlflowClient()
     motifs = [{"name": m.name, "consensus": m.consensus, "seqlets": m.seqlets, "sequences": m.sequences,
                "share": m.share, "ppm_ACGU": np.round(m.ppm, 4).tolist(), "cwm_ACGU": np.round(m.cwm, 5).tolist(),
+               "seqlets_hold": m.pattern_consensus, "pattern_ppm_ACGU": np.round(m.sequence_ppm, 4).tolist(),
                "starts": m.starts, "reverse": m.reverse} for m in interpretation.motifs]
     client.log_text(run_id, json.dumps({"model": interpretation.label, "method": interpretation.method,
                                         "motifs": motifs}, indent=1) + "\n", f"{prefix}/motifs.json")

@@ -122,4 +122,16 @@ def test_the_match_table_says_which_motif_matches():
               Motif("motif 2", iupac_ppm("GGCCGC"), np.ones((6, 4)), 12, 12, 0.2)]
     table = match_table(motifs, ["UGUAHAUA"])
     assert table.match.tolist() == [True, False] and table.consensus.tolist() == ["UGUAAAUA", "GGCCGC"]
-    assert table.columns.tolist() == ["motif", "consensus", "known", "similarity", "offset", "strand", "match"]
+    assert table.columns.tolist() == ["motif", "consensus", "seqlets_hold", "known", "similarity", "offset", "strand",
+                                      "match"]
+
+
+def test_a_motif_is_compared_by_what_its_seqlets_hold_not_only_its_core():
+    from rbp.motif_discovery import Motif
+
+    pattern = np.vstack([np.full((3, 4), 0.25), iupac_ppm("UGUAAAUA"), np.full((3, 4), 0.25)])
+    core_only = Motif("motif 1", pattern[3:7], np.ones((4, 4)), 30, 28, 0.5, pattern=pattern)  # the core: UGUA
+    (row,) = match_table([core_only], ["UGUAHAUA"]).to_dict("records")
+    assert row["consensus"] == "UGUA" and row["seqlets_hold"] == "aaaUGUAAAUAaaa"
+    assert row["match"] and row["similarity"] == pytest.approx(similarity(pattern, iupac_ppm("UGUAHAUA"))[0], abs=1e-3)
+    assert similarity(pattern[3:7], iupac_ppm("UGUAHAUA"))[0] == pytest.approx(0.5)
