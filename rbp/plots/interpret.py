@@ -53,6 +53,7 @@ def motif_logos(interpretation, length: int | None = None):
                                                  to_type="information")
         logomaker.Logo(information, ax=logo_ax, color_scheme="classic")
         logo_ax.set_ylim(0, 2)
+        logo_ax.set_xticks(range(len(motif.ppm)))
         logo_ax.set_ylabel("bits", fontsize=8)
         logo_ax.set_title(f"{motif.name}: {motif.consensus}, {motif.seqlets} seqlets in {motif.sequences} "
                           f"sequences ({motif.share:.0%})", fontsize=9, loc="left")
