@@ -51,16 +51,23 @@ class Interpretation:
                 "seconds": round(self.seconds, 1)}
 
 
-def confident_positives(oof: pd.DataFrame, sequences: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
+def confident_positives(oof: pd.DataFrame, sequences: pd.DataFrame, threshold: float, n: int,
+                        length: int | None = None) -> pd.DataFrame:
     """Up to `n` binding sites the model called at or above `threshold` out of fold, the most
-    confident first, of the most common length (attributions are compared position by position):
-    id, sequence, fold, probability."""
+    confident first: id, sequence, fold, probability. Attributions are compared position by
+    position, so all have one length: `length` (the model's window; None: the most common length),
+    longer sequences cut to their centred window of it, shorter ones left out."""
+    from rbp.data import center_window
+
     table = oof[(oof.label == 1) & (oof.probability >= threshold)].merge(sequences[["id", "sequence"]], on="id")
     if table.empty:
         raise RbpError(f"interpret: no binding site was called at or above the threshold {threshold:.3f} out of "
                        "fold; there is nothing confident to explain")
-    length = table.sequence.str.len().mode().iloc[0]
-    table = table[table.sequence.str.len() == length]
+    length = int(length or table.sequence.str.len().mode().iloc[0])
+    table = table[table.sequence.str.len() >= length].copy()
+    if table.empty:
+        raise RbpError(f"interpret: no confident binding site is {length} nt or longer (the model's window)")
+    table["sequence"] = center_window(table.sequence.tolist(), length)
     return (table.sort_values("probability", ascending=False, kind="stable").head(n)
             [["id", "sequence", "fold", "probability"]].reset_index(drop=True))
 

@@ -1,0 +1,41 @@
+"""rbp.interpret: which held-out sites are explained, and the summary of what was found."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rbp.errors import RbpError
+from rbp.interpret import Interpretation, confident_positives
+from rbp.motif_discovery import Motif, iupac_ppm, match_table
+
+
+def test_confident_positives_are_called_held_out_binding_sites_of_one_length():
+    oof = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "label": [1, 1, 1, 0, 1],
+                        "probability": [0.9, 0.95, 0.4, 0.99, 0.8], "fold": [1, 2, 1, 1, 2]})
+    sequences = pd.DataFrame({"id": list("abcde"), "sequence": ["AAACCCGGG", "TTTACGTTT", "ACGTACGTA",
+                                                                 "GGGGGGGGG", "ACG"]})
+    table = confident_positives(oof, sequences, 0.5, 10, length=5)
+    # c is under the threshold, d is a negative, e is shorter than the window; the rest cut to their centre
+    assert table.id.tolist() == ["b", "a"] and table.sequence.tolist() == ["TACGT", "ACCCG"]
+    assert table.fold.tolist() == [2, 1]
+    assert confident_positives(oof, sequences, 0.5, 1, length=5).id.tolist() == ["b"]
+    assert confident_positives(oof, sequences, 0.5, 10).sequence.str.len().unique().tolist() == [9]  # most common
+    with pytest.raises(RbpError, match="no binding site was called at or above the threshold 0.990"):
+        confident_positives(oof, sequences, 0.99, 10)
+    with pytest.raises(RbpError, match="no confident binding site is 20 nt or longer"):
+        confident_positives(oof, sequences, 0.5, 10, length=20)
+
+
+def test_the_summary_says_whether_the_top_motif_itself_matches():
+    pattern = np.vstack([np.full((2, 4), 0.25), iupac_ppm("UGUAAAUA"), np.full((2, 4), 0.25)])
+    top = Motif("motif 1", pattern[2:6], np.ones((4, 4)), 40, 35, 0.35, pattern=pattern)
+    other = Motif("motif 2", iupac_ppm("GGCGCC"), np.ones((6, 4)), 10, 10, 0.1)
+    table = pd.DataFrame({"id": ["a"], "sequence": ["A" * 12], "fold": [1], "probability": [0.9]})
+    interpretation = Interpretation("LSTM", "ism", table, np.zeros((1, 12)), np.zeros((1, 12, 4)), [top, other],
+                                    match_table([top, other], ["UGUAHAUA"]), 1.0)
+    summary = interpretation.summary()
+    assert (summary["top_motif"], summary["top_motif_match"], summary["best_matching_motif"]) == (
+        "UGUA", "UGUAHAUA", "motif 1 (UGUA)")
+    assert summary["top_motif_similarity"] > 0.9 and summary["method"] == "in-silico mutagenesis"
+    none = Interpretation("LSTM", "ism", table, np.zeros((1, 12)), np.zeros((1, 12, 4)), [], match_table([], []), 1.0)
+    assert none.summary()["top_motif"] == "" and none.summary()["best_known_match"] == ""
