@@ -145,7 +145,7 @@ class PredictParams:
 
 @dataclass
 class InterpretParams:
-    sequences: int = 200  # confident binding sites explained per model (out of fold)
+    sequences: int = 120  # confident binding sites explained per model (out of fold)
     method: Literal["ism", "ig", "attention"] = "ism"  # ism: in-silico mutagenesis | ig: Integrated Gradients
     known_motifs: list[str] = field(default_factory=list)  # IUPAC, e.g. [UGUAHAUA]; [] on synthetic data: its own
     max_motifs: int = 5  # discovered motifs kept per model
