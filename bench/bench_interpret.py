@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from common import report
 
-from rbp.attribution import ism, logit
+from rbp.attribution import ism
 from rbp.families import make_family
 from rbp.motif_discovery import discover, warm_up
 from rbp.params import load_params
@@ -43,7 +43,7 @@ def main() -> None:
         seed_everything(0)
         predictor = Predictor(family, params, [family.build().eval()], [1], 81, 0.5).to(device)
         start = time.perf_counter()
-        hypothetical = ism(lambda variants, p=predictor: logit(p.probabilities(variants, 1)), sequences)
+        hypothetical = ism(lambda variants, p=predictor: p.probabilities(variants, 1, logits=True), sequences)
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         discover(sequences, hypothetical)

@@ -41,11 +41,6 @@ def one_hot(sequences: Sequence[str]) -> np.ndarray:
     return np.stack([codes == ord(b) for b in BASES], axis=-1).astype(np.float32)
 
 
-def logit(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
 def ism(score: Callable[[list[str]], np.ndarray], sequences: Sequence[str], progress: bool = False
         ) -> np.ndarray:
     """Hypothetical contributions (N, L, 4) by in-silico mutagenesis: `score(variant) - score(sequence)`
@@ -91,13 +86,6 @@ def _kmer_tokens(input_ids: torch.Tensor, k: int, length: int) -> torch.Tensor:
     return mask
 
 
-def binding_logit(logits: torch.Tensor) -> torch.Tensor:
-    """The logit of the binding class: one column as it is, two columns as their difference."""
-    if logits.ndim == 2 and logits.shape[1] == 2:
-        return logits[:, 1] - logits[:, 0]
-    return logits.reshape(-1)
-
-
 def integrated_gradients(family, model: torch.nn.Module, sequences: Sequence[str], steps: int = 32,
                          batch_size: int = 64) -> np.ndarray:
     """(N, L) nucleotide scores from Integrated Gradients on the token embeddings (captum), against a
@@ -127,7 +115,7 @@ def integrated_gradients(family, model: torch.nn.Module, sequences: Sequence[str
 
 def _forward(model, names: list[str]):
     """The binding logit as a function of the token ids and the other inputs, in order (for captum)."""
-    from rbp.train import logits_of
+    from rbp.train import binding_logit, logits_of
 
     def forward(input_ids, *extra):
         return binding_logit(logits_of(model, {"input_ids": input_ids, **dict(zip(names, extra, strict=True))}))

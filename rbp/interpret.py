@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rbp.attribution import METHODS, cls_attention, contributions, integrated_gradients, ism, logit, one_hot
+from rbp.attribution import METHODS, cls_attention, contributions, integrated_gradients, ism, one_hot
 from rbp.errors import RbpError
 from rbp.motif_discovery import Motif, discover, match_table, similarity
 
@@ -49,6 +49,19 @@ class Interpretation:
                 "best_known_match": best.known.iloc[0] if len(best) and best.match.iloc[0] else "",
                 "best_similarity": float(best.similarity.iloc[0]) if len(best) else np.nan,
                 "seconds": round(self.seconds, 1)}
+
+
+def describe_summary(row: dict) -> str:
+    """One sentence of an `Interpretation.summary()` row: the top motif, and which motif matches a
+    known one (for the terminal and the notebook)."""
+    line = (f"{row['model']}: top motif {row['top_motif'] or 'none'} (seqlets in {row['top_motif_share'] or 0:.0%} "
+            f"of {row['sequences']} sites explained)")
+    if row.get("top_motif_match"):
+        return line + f", matches {row['top_motif_match']} (similarity {row['top_motif_similarity']:.2f})"
+    if row.get("best_known_match"):
+        return line + (f"; {row['best_matching_motif']} matches {row['best_known_match']} "
+                       f"(similarity {row['best_similarity']:.2f})")
+    return line
 
 
 def confident_positives(oof: pd.DataFrame, sequences: pd.DataFrame, threshold: float, n: int,
@@ -85,7 +98,8 @@ def explain(predictor, table: pd.DataFrame, method: str = "ism", progress: bool 
     for fold, rows in table.groupby("fold").indices.items():
         part = [sequences[i] for i in rows]
         if method == "ism":
-            hyp = ism(lambda variants, f=int(fold): logit(predictor.probabilities(variants, f)), part, progress)
+            hyp = ism(lambda variants, f=int(fold): predictor.probabilities(variants, f, logits=True), part,
+                      progress)
             hypothetical[rows], scores[rows] = hyp, contributions(hyp, part)
             continue
         model = predictor.models[predictor.folds.index(int(fold))]

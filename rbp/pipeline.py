@@ -30,6 +30,7 @@ from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
+from rbp.interpret import describe_summary
 from rbp.params import Params, load_params
 from rbp.train import resolve_device
 
@@ -160,22 +161,10 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
         _announce_verdict(output.parent / VERDICT_FILE, report, run_id, echo)
     if name == "07_interpret" and (output.parent / "interpret_summary.csv").is_file():
         for row in pd.read_csv(output.parent / "interpret_summary.csv", keep_default_na=False).to_dict("records"):
-            echo(textwrap.fill(interpret_line(row), 100, initial_indent="  ", subsequent_indent="    "))
+            echo(textwrap.fill(describe_summary(row), 100, initial_indent="  ", subsequent_indent="    "))
     if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
         for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():
             echo(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="    "))
-
-
-def interpret_line(row: dict) -> str:
-    """One line of 07_interpret's summary: the top motif, and which motif matches a known one."""
-    line = (f"{row['model']}: top motif {row['top_motif'] or 'none'} (seqlets in {row['top_motif_share'] or 0:.0%} "
-            f"of {row['sequences']} sites explained)")
-    if row.get("top_motif_match"):
-        return line + f", matches {row['top_motif_match']} (similarity {row['top_motif_similarity']:.2f})"
-    if row.get("best_known_match"):
-        return line + (f"; {row['best_matching_motif']} matches {row['best_known_match']} "
-                       f"(similarity {row['best_similarity']:.2f})")
-    return line
 
 
 def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:

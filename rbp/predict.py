@@ -160,7 +160,7 @@ def explain_sites(predictor: Predictor, sequence: str, sites) -> np.ndarray:
     """A per-nucleotide attribution track of a long sequence (NaN where nothing was explained): for
     each called site, in-silico mutagenesis of the window of the training length centred on its
     summit, by the ensemble (the mean of its fold models)."""
-    from rbp.attribution import contributions, ism, logit
+    from rbp.attribution import contributions, ism
 
     track = np.full(len(sequence), np.nan)
     if not sites or len(sequence) < predictor.window:
@@ -168,7 +168,7 @@ def explain_sites(predictor: Predictor, sequence: str, sites) -> np.ndarray:
     starts = sorted({min(max(site.summit - predictor.window // 2, 0), len(sequence) - predictor.window)
                      for site in sites})
     windows = [sequence[s:s + predictor.window] for s in starts]
-    scores = contributions(ism(lambda variants: logit(predictor.probabilities(variants)), windows), windows)
+    scores = contributions(ism(lambda variants: predictor.probabilities(variants, logits=True), windows), windows)
     for start, row in zip(starts, scores, strict=True):
         track[start:start + predictor.window] = row
     return track

@@ -75,9 +75,10 @@ class Predictor:
         self.models = [m.to(self.device).eval() for m in self.models]
         return self
 
-    def probabilities(self, sequences: Sequence[str], fold: int | None = None) -> np.ndarray:
+    def probabilities(self, sequences: Sequence[str], fold: int | None = None, logits: bool = False) -> np.ndarray:
         """P(binding site) of each sequence as it is (upper-case DNA): the mean over the fold models,
-        or one fold model's (`fold`, as numbered in training)."""
+        or one fold model's (`fold`, as numbered in training). `logits`: the binding logit instead
+        (what attributions read)."""
         if fold is not None and fold not in self.folds:
             raise RbpError(f"fold {fold}: this model holds folds {', '.join(map(str, self.folds))}")
         models = self.models if fold is None else [self.models[self.folds.index(fold)]]
@@ -85,7 +86,8 @@ class Predictor:
         for begin in range(0, len(sequences), self.batch_size):
             inputs = self.family.encode(list(sequences[begin:begin + self.batch_size]))
             with torch.inference_mode():
-                out.append(np.mean([predict(m, inputs, self.batch_size, self.device) for m in models], axis=0))
+                out.append(np.mean([predict(m, inputs, self.batch_size, self.device, logits=logits) for m in models],
+                                   axis=0))
         return np.concatenate(out) if out else np.zeros(0)
 
     def window_scores(self, sequence: str, stride: int = 1, fold: int | None = None

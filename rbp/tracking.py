@@ -351,12 +351,11 @@ def log_preprocess(params, manifest: dict, folds_dir: str | Path, figures: dict,
     return active.info.run_id
 
 
-def log_interpretation(run_id: str, interpretation, figures: dict, prefix: str = "interpret") -> None:
-    """An `rbp.interpret.Interpretation` under `<prefix>/` of run `run_id` (a CV run, or the
-    pipeline run with `prefix` naming the model): the motifs (JSON: consensus, probability and
-    contribution matrices, support, positions), the known-motif matches, the explained sequences
-    with their per-nucleotide scores, the figures; and its headline figures as metrics. Works on a
-    FINISHED run as on a RUNNING one."""
+def log_interpretation(run_id: str, interpretation, figures: dict) -> None:
+    """An `rbp.interpret.Interpretation` under `interpret/` of its CV run `run_id`: the motifs
+    (JSON: consensus, probability and contribution matrices, support, positions), the known-motif
+    matches, the explained sequences with their per-nucleotide scores, the figures; and its headline
+    figures as metrics. Works on a FINISHED run as on a RUNNING one."""
     import json
 
     import numpy as np
@@ -369,18 +368,17 @@ def log_interpretation(run_id: str, interpretation, figures: dict, prefix: str =
                "seqlets_hold": m.pattern_consensus, "pattern_ppm_ACGU": np.round(m.sequence_ppm, 4).tolist(),
                "starts": m.starts, "reverse": m.reverse} for m in interpretation.motifs]
     client.log_text(run_id, json.dumps({"model": interpretation.label, "method": interpretation.method,
-                                        "motifs": motifs}, indent=1) + "\n", f"{prefix}/motifs.json")
-    client.log_text(run_id, interpretation.matches.to_csv(index=False), f"{prefix}/known_motif_matches.csv")
+                                        "motifs": motifs}, indent=1) + "\n", "interpret/motifs.json")
+    client.log_text(run_id, interpretation.matches.to_csv(index=False), "interpret/known_motif_matches.csv")
     scores = pd.DataFrame(np.round(interpretation.scores, 5), columns=[f"p{i}" for i in
                                                                         range(interpretation.scores.shape[1])])
     client.log_text(run_id, pd.concat([interpretation.table, scores], axis=1).to_csv(index=False),
-                    f"{prefix}/attributions.csv")
+                    "interpret/attributions.csv")
     for name, figure in figures.items():
-        client.log_figure(run_id, figure, f"{prefix}/{name}.png")
+        client.log_figure(run_id, figure, f"interpret/{name}.png")
     summary = interpretation.summary()
     metrics = {"interpret_motifs": summary["motifs"], "interpret_top_motif_share": summary["top_motif_share"],
                "interpret_best_similarity": summary["best_similarity"]}
     for key, value in metrics.items():
         if value == value:  # not NaN
-            client.log_metric(run_id, key if prefix == "interpret" else f"{prefix.split('/')[-1]}.{key}",
-                              float(value))
+            client.log_metric(run_id, key, float(value))

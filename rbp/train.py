@@ -97,6 +97,13 @@ def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.reshape(-1), labels.float())
 
 
+def binding_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of the binding class: one column as it is, two columns as their difference."""
+    if logits.ndim == 2 and logits.shape[1] == 2:
+        return logits[:, 1] - logits[:, 0]
+    return logits.reshape(-1)
+
+
 def probability_of(logits: torch.Tensor) -> torch.Tensor:
     """P(class 1): softmax for two-column logits, sigmoid for one."""
     logits = logits.float()
@@ -120,8 +127,9 @@ def _slice(tensors: dict[str, torch.Tensor], index) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
-            device: torch.device | None = None, labels: torch.Tensor | None = None):
-    """Probabilities of class 1 (numpy), and the mean loss when `labels` are given.
+            device: torch.device | None = None, labels: torch.Tensor | None = None, logits: bool = False):
+    """Probabilities of class 1 (numpy; with `logits`, its logit instead, which does not saturate
+    for confident sequences), and the mean loss when `labels` are given.
 
     Always in full precision: epochs are chosen and test metrics computed on these scores, and
     bf16 rounding would create ties between them."""
@@ -132,10 +140,10 @@ def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
     probs, loss_sum = [], 0.0
     for start in range(0, n, batch_size):
         batch = _slice(inputs, slice(start, start + batch_size))
-        logits = logits_of(model, batch)
-        probs.append(probability_of(logits).cpu())
+        out = logits_of(model, batch)
+        probs.append((binding_logit(out).float() if logits else probability_of(out)).cpu())
         if labels is not None:
-            loss_sum += float(loss_of(logits, labels[start:start + batch_size].to(device))) * len(logits)
+            loss_sum += float(loss_of(out, labels[start:start + batch_size].to(device))) * len(out)
     probabilities = torch.cat(probs).numpy() if probs else np.zeros(0)
     return (probabilities, loss_sum / n) if labels is not None else probabilities
 
