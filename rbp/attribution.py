@@ -95,6 +95,7 @@ def integrated_gradients(family, model: torch.nn.Module, sequences: Sequence[str
     sequences = list(sequences)
     length = len(sequences[0]) if sequences else 0
     one_hot(sequences)  # equal lengths
+    layer = family.embeddings(model)  # refuses a model without token embeddings, before any work
     model.eval()
     device = next(model.parameters()).device
     out = []
@@ -103,7 +104,7 @@ def integrated_gradients(family, model: torch.nn.Module, sequences: Sequence[str
         ids = batch.pop("input_ids")
         kmers = _kmer_tokens(ids, family.k, length)
         baseline = ids.masked_fill(kmers, MASK_ID)
-        explainer = LayerIntegratedGradients(_forward(model, list(batch)), family.embeddings(model))
+        explainer = LayerIntegratedGradients(_forward(model, list(batch)), layer)
         attributions = explainer.attribute(ids, baselines=baseline, additional_forward_args=tuple(batch.values()),
                                            n_steps=steps, internal_batch_size=batch_size * 8)
         tokens = attributions.sum(dim=-1).detach()

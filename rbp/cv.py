@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from rbp.data import Folds
-from rbp.families import ModelFamily
+from rbp.families import FittedFamily, ModelFamily
 from rbp.metrics import TEST_METRICS, binary_metrics, summarize_folds
 from rbp.params import TrainParams
 from rbp.train import EpochLog, TrainResult, predict, seed_everything, train_model
@@ -104,11 +104,17 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
         rows["train"] = torch.sort(torch.cat([rows.pop("train"), rows.pop("dev")])).values
     inputs = {s: {key: value[index] for key, value in encoded.items()} for s, index in rows.items()}
     seed_everything(seed)  # every fold starts from the same seed: same init, same batch order
-    model = family.build()
-    training = train_model(
-        model, inputs["train"], labels[rows["train"]], inputs.get("dev"), labels[rows["dev"]] if select else None,
-        cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
-        name=f"{family.name} fold {fold}", progress=progress, amp=family.amp)
+    if isinstance(family, FittedFamily):  # not trained by the loop (the k-mer LR, the ensemble): fitted, chosen on dev
+        model, training = family.fit(fold, inputs["train"], labels[rows["train"]], inputs["dev"],
+                                     labels[rows["dev"]], device, seed)
+        for log in training.history:
+            callbacks.epoch_ended(fold, log)
+    else:
+        model = family.build()
+        training = train_model(
+            model, inputs["train"], labels[rows["train"]], inputs.get("dev"), labels[rows["dev"]] if select else None,
+            cfg, device, seed, on_epoch=lambda log: callbacks.epoch_ended(fold, log),
+            name=f"{family.name} fold {fold}", progress=progress, amp=family.amp)
     probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
     validation = None
     if select:  # for a decision threshold

@@ -1,15 +1,21 @@
 """The model-family protocol and the registry of families.
 
 A model family is what the CV loop (`rbp.cv`), tracking (`rbp.tracking`), the comparison and the
-notebooks know of a model: how to build a fresh one for a fold, how to encode sequences into its
-input tensors, how to save and load a trained one, where its token embeddings are (for gradient
+notebooks know of a model: how to encode sequences into its input tensors, how to get a model for
+a fold, how to save and load a trained one, where its token embeddings are (for gradient
 attributions), its tags and a one-line description, and whether mixed precision applies to it.
 They use nothing else, so a family is free in how it does these.
 
+A fold's model comes one of two ways. A neural family (`TrainedFamily`: DNABERT, the LSTM, the CNN)
+`build`s a fresh model that the one training loop (`rbp.train`) trains, choosing its epoch on the
+validation split. A fitted family (`FittedFamily`: the k-mer regression, the ensemble) `fit`s the
+fold itself from its training and validation rows, choosing what it chooses on validation only.
+Either way the fold model is a torch module returning logits from `model(**inputs)`.
+
 Adding a family is one module plus one registry entry: write `rbp/<name>.py` with a class that
-implements `ModelFamily` (constructed as `Family(section_params, k)`), and add a `FamilyInfo` to
-`FAMILIES` below; its hyper-parameters are the section `<name>` of `rbp.params.Params`, a
-`TrainParams` subclass, so the one training loop and the params checks apply to it.
+implements one of the two (constructed as `Family(section_params, k)`), and add a `FamilyInfo` to
+`FAMILIES` below; its hyper-parameters are the section `<name>` of `rbp.params.Params` (a
+`TrainParams` subclass for a neural family, so the loop's knobs and checks apply to it).
 """
 
 from __future__ import annotations
@@ -24,16 +30,14 @@ if TYPE_CHECKING:
     import torch
 
     from rbp.params import Params
+    from rbp.train import TrainResult
 
 
 @runtime_checkable
 class ModelFamily(Protocol):
     name: ClassVar[str]  # the registry key, the `model_family` tag and the params section
     amp: ClassVar[bool]  # train under bf16 autocast on CUDA (never on the CPU)
-    k: int  # the k-mer size of the data it is trained on
-
-    def build(self) -> torch.nn.Module:
-        """A freshly initialised model (seeded by the caller), returning logits from `model(**batch)`."""
+    k: int  # the size of its tokens: the data's k for k-mer models, 1 for nucleotides
 
     def encode(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
         """Model inputs for upper-case DNA sequences: named tensors with one row per sequence."""
@@ -45,13 +49,29 @@ class ModelFamily(Protocol):
         """A model saved by `save`, in eval mode on the CPU."""
 
     def embeddings(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The layer that embeds the `input_ids` tokens (gradient attributions start there)."""
+        """The layer that embeds the `input_ids` tokens (gradient attributions start there); an
+        `RbpError` saying so where there is none."""
 
     def tags(self) -> dict[str, str]:
         """Tags for its MLflow runs beyond the house tags (e.g. DNABERT's `init`)."""
 
     def describe(self) -> str:
         """One Markdown sentence for a notebook: what is trained, and how."""
+
+
+@runtime_checkable
+class TrainedFamily(ModelFamily, Protocol):
+    def build(self) -> torch.nn.Module:
+        """A freshly initialised model (seeded by the caller) for the training loop."""
+
+
+@runtime_checkable
+class FittedFamily(ModelFamily, Protocol):
+    def fit(self, fold: int, train: dict[str, torch.Tensor], train_labels: torch.Tensor,
+            dev: dict[str, torch.Tensor], dev_labels: torch.Tensor, device: torch.device, seed: int
+            ) -> tuple[torch.nn.Module, TrainResult]:
+        """Fold `fold`'s model from its training rows, anything it chooses chosen on `dev`; and the
+        record of that choice (`best_val_auc`, one `EpochLog`, `selected` figures)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,9 @@ class FamilyInfo:
 FAMILIES: dict[str, FamilyInfo] = {  # in table order
     "dnabert": FamilyInfo("dnabert", "DNABERT", "rbp.dnabert:DNABERTFamily", "02_dnabert_cv"),
     "lstm": FamilyInfo("lstm", "LSTM", "rbp.lstm:LSTMFamily", "03_lstm_cv"),
+    "cnn": FamilyInfo("cnn", "CNN", "rbp.cnn:CNNFamily", "03_cnn_cv"),
+    "kmer_lr": FamilyInfo("kmer_lr", "k-mer LR", "rbp.kmer_lr:KmerLRFamily", "03_kmer_lr_cv"),
+    "ensemble": FamilyInfo("ensemble", "Ensemble", "rbp.ensemble:EnsembleFamily", "03_ensemble_cv"),
 }
 NOTEBOOK_FAMILY = {info.notebook: name for name, info in FAMILIES.items()}
 

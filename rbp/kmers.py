@@ -96,6 +96,40 @@ def encode_kmers(
     return out
 
 
+def encode_nucleotides(sequences, min_width: int = 1) -> np.ndarray:
+    """One token per nucleotide, in the vocabulary's scheme: A, T, C, G are 5 to 8 (DNABERT's
+    1-mer ids), any other letter `[UNK]`, right-padded with `[PAD]` (0) to the longest sequence and
+    to at least `min_width` columns. `mask_kmers` masks these as it masks k-mers."""
+    sequences = list(sequences)
+    if not sequences:
+        return np.zeros((0, min_width), dtype=np.int64)
+    grid, _ = _base_grid(sequences)
+    if grid.shape[1] < min_width:
+        grid = np.pad(grid, ((0, 0), (0, min_width - grid.shape[1])), constant_values=_BEYOND)
+    ids = len(SPECIAL_TOKENS) + grid.clip(max=3)
+    ids[grid == _OTHER] = UNK_ID
+    ids[grid == _BEYOND] = PAD_ID
+    return ids
+
+
+def kmer_counts(sequences, k: int) -> np.ndarray:
+    """(N, 4**k) counts of each k-mer in each sequence, columns in the vocabulary's order (over A, T,
+    C, G); k-mers holding another letter (N) are not counted."""
+    sequences = list(sequences)
+    counts = np.zeros((len(sequences), 4**k), dtype=np.float32)
+    if not sequences:
+        return counts
+    grid, _ = _base_grid(sequences)
+    if grid.shape[1] < k:
+        return counts
+    windows = np.lib.stride_tricks.sliding_window_view(grid, k, axis=1)  # (N, L-k+1, k)
+    valid = (windows < 4).all(axis=-1)
+    ids = windows.clip(max=3) @ (4 ** np.arange(k - 1, -1, -1))
+    rows = np.broadcast_to(np.arange(len(sequences))[:, None], ids.shape)
+    np.add.at(counts, (rows[valid], ids[valid]), 1)
+    return counts
+
+
 def mask_kmers(ids, fraction: float, generator):
     """A copy of a batch of token ids (torch) with about `fraction` of its k-mer tokens set to `[MASK]`.
 

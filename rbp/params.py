@@ -91,6 +91,45 @@ class LSTMParams(TrainParams):
 
 
 @dataclass
+class CNNParams(TrainParams):
+    """Convolutions over one-hot nucleotides, then each filter's maximum over all positions (the
+    DeepBind / iDeepS line). One entry per layer in `channels`, `kernel_size` and `dilation`."""
+
+    channels: list[int] = field(default_factory=lambda: [128])  # filters per layer
+    kernel_size: list[int] = field(default_factory=lambda: [12])  # nt (layer 1) or positions (later layers)
+    dilation: list[int] = field(default_factory=lambda: [1])  # spacing of a kernel's taps
+    dropout: float = 0.2  # after each convolution and before the dense layer
+    dense_size: int = 64
+    max_epochs: int = 15
+    patience: int = 4
+    batch_size: int = 64
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+
+
+@dataclass
+class KmerLRParams:
+    """Logistic regression on k-mer frequencies (scikit-learn); its regularisation is chosen on each
+    fold's validation split. Not a neural model: the training loop's knobs do not apply."""
+
+    k_min: int = 3
+    k_max: int = 6
+    c_grid: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])  # inverse L2 strengths tried
+    max_iter: int = 1000
+    selection: Literal["validation"] = "validation"
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class EnsembleParams:
+    """The mean probability of other families' fold models, fold by fold (nothing is trained)."""
+
+    members: list[str] = field(default_factory=list)  # families to average; [] = every other model of the run
+    selection: Literal["validation"] = "validation"
+    eval_batch_size: int = 256
+
+
+@dataclass
 class DNABERTParams(TrainParams):
     # pretrained: fine-tune `checkpoint` | scratch: DNABERT's architecture from random weights, on purpose;
     # null = pretrained when a checkpoint is given, else scratch
@@ -168,9 +207,14 @@ class Params:
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
-    notebooks: list[str] = field(default_factory=lambda: [*NOTEBOOKS[:4], "06_predict", "07_interpret"])
+    notebooks: list[str] = field(default_factory=lambda: [
+        "01_preprocess", "02_dnabert_cv", "03_lstm_cv", "03_cnn_cv", "03_kmer_lr_cv", "03_ensemble_cv", "04_compare",
+        "06_predict", "07_interpret"])
     lstm: LSTMParams = field(default_factory=LSTMParams)
     dnabert: DNABERTParams = field(default_factory=DNABERTParams)
+    cnn: CNNParams = field(default_factory=CNNParams)
+    kmer_lr: KmerLRParams = field(default_factory=KmerLRParams)
+    ensemble: EnsembleParams = field(default_factory=EnsembleParams)
     sweep: SweepParams = field(default_factory=SweepParams)
     predict: PredictParams = field(default_factory=PredictParams)
     interpret: InterpretParams = field(default_factory=InterpretParams)
@@ -250,11 +294,13 @@ def _check(p: Params, source: str) -> Params:
          "holds 05_length_sweep: it needs sweep.lengths and a model notebook")
     for section in FAMILIES:
         t = getattr(p, section)
+        need(t.eval_batch_size >= 1, f"{section}.eval_batch_size", f"must be at least 1, got {t.eval_batch_size}")
+        if not isinstance(t, TrainParams):  # not trained by the loop: checked below
+            continue
         need(t.max_epochs >= 1, f"{section}.max_epochs", "must be at least 1")
         need(0 <= t.min_epochs <= t.max_epochs, f"{section}.min_epochs", "must lie between 0 and max_epochs")
         need(t.patience >= 1, f"{section}.patience", "must be at least 1")
         need(t.batch_size >= 1, f"{section}.batch_size", f"must be at least 1, got {t.batch_size}")
-        need(t.eval_batch_size >= 1, f"{section}.eval_batch_size", f"must be at least 1, got {t.eval_batch_size}")
         need(0 < t.lr < math.inf, f"{section}.lr", f"must be a positive finite number, got {t.lr}")
         need(0 <= t.weight_decay < math.inf, f"{section}.weight_decay", f"must be 0 or more, got {t.weight_decay}")
         need(t.grad_clip is None or 0 < t.grad_clip < math.inf, f"{section}.grad_clip",
@@ -266,6 +312,31 @@ def _check(p: Params, source: str) -> Params:
         need(0 <= t.mask_fraction < 1, f"{section}.mask_fraction", f"must lie in [0, 1), got {t.mask_fraction}")
         need(t.ema_decay is None or 0 < t.ema_decay < 1, f"{section}.ema_decay",
              f"must lie between 0 and 1 (e.g. 0.998), or be null for none; got {t.ema_decay}")
+    c = p.cnn
+    need(len(c.channels) >= 1 and len(c.channels) == len(c.kernel_size) == len(c.dilation), "cnn.channels",
+         f"cnn.kernel_size and cnn.dilation need one entry per convolution layer, got {len(c.channels)}, "
+         f"{len(c.kernel_size)} and {len(c.dilation)}")
+    for key in ("channels", "kernel_size", "dilation"):
+        need(all(v >= 1 for v in getattr(c, key)), f"cnn.{key}", f"must all be at least 1, got {getattr(c, key)}")
+    need(c.dense_size >= 1, "cnn.dense_size", f"must be at least 1, got {c.dense_size}")
+    r = p.kmer_lr
+    need(1 <= r.k_min <= r.k_max <= 8, "kmer_lr.k_min",
+         f"and kmer_lr.k_max must satisfy 1 <= k_min <= k_max <= 8, got {r.k_min} and {r.k_max}")
+    need(bool(r.c_grid) and all(0 < c < math.inf for c in r.c_grid), "kmer_lr.c_grid",
+         f"must list positive inverse regularisation strengths, e.g. [0.01, 0.1, 1], got {r.c_grid}")
+    need(r.max_iter >= 1, "kmer_lr.max_iter", f"must be at least 1, got {r.max_iter}")
+    for member in p.ensemble.members:
+        need(member in FAMILIES and member != "ensemble", "ensemble.members",
+             f"holds {member!r}; members are model families: {', '.join(f for f in FAMILIES if f != 'ensemble')}")
+    if "03_ensemble_cv" in p.notebooks:
+        before = p.notebooks[:p.notebooks.index("03_ensemble_cv")]
+        trained = [name for name in FAMILIES if FAMILIES[name].notebook in before]
+        members = p.ensemble.members or trained
+        missing = [m for m in members if m not in trained]
+        need(len(members) >= 2 and not missing, "notebooks",
+             "runs 03_ensemble_cv, which averages models trained earlier in the same run: "
+             + (f"{', '.join(FAMILIES[m].notebook for m in missing)} must come before it" if missing else
+                f"it needs at least two model notebooks before it, got {len(trained)}"))
     need(not (p.dnabert.init == "scratch" and p.dnabert.checkpoint), "dnabert.init",
          f"is scratch, but dnabert.checkpoint names {p.dnabert.checkpoint!r}: drop the checkpoint to train from "
          "random weights, or set dnabert.init: pretrained to fine-tune it")

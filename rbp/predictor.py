@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from sklearn.metrics import roc_curve
 
 from rbp.errors import RbpError
@@ -93,10 +94,17 @@ class Predictor:
     def window_scores(self, sequence: str, stride: int = 1, fold: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Starts and probabilities of the windows (the training length, every `stride` nt, the last
-        flush with the end) that scan `sequence`, scored `CHUNK` windows at a time."""
+        flush with the end) that scan `sequence`, scored `CHUNK` windows at a time, or all in one pass
+        by a family that scans (`window_logits`: the CNN)."""
         from rbp.scan import window_starts
 
         starts = window_starts(len(sequence), self.window, stride)
+        if hasattr(self.family, "window_logits"):  # fully convolutional: every window in one pass
+            models = self.models if fold is None else [self.models[self.folds.index(fold)]]
+            with torch.inference_mode():
+                every = np.mean([expit(self.family.window_logits(m, sequence, self.window))
+                                 for m in models], axis=0)
+            return starts, every[starts]
         scores = np.concatenate([self.probabilities([sequence[s:s + self.window] for s in chunk], fold)
                                  for chunk in np.array_split(starts, -(-len(starts) // CHUNK))])
         return starts, scores

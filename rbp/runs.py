@@ -170,7 +170,7 @@ def describe_runs(cv_runs: list[CVRun]) -> pd.DataFrame:
 class ModelResults:
     label: str
     cv_run: CVRun
-    fold_metrics: pd.DataFrame  # fold, best_epoch, test_* (one row per fold), folds_sha256
+    fold_metrics: pd.DataFrame  # fold, best_epoch, best_val_auc, test_* (one row per fold), folds_sha256
     oof: pd.DataFrame | None  # pooled out-of-fold predictions: id, label, probability, fold
     history: pd.DataFrame  # fold, epoch, val_auc
 
@@ -209,17 +209,23 @@ def fold_runs(cv_run: CVRun) -> list:
     return sorted((run for run in runs if "fold" in run.data.tags), key=lambda r: int(r.data.tags["fold"]))
 
 
+FOLD_COLUMNS = ["fold", "best_epoch", "best_val_auc", *TEST_METRICS]
+
+
 def load_fold_metrics(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame:
-    """One row per fold: from the fold runs' metrics, else the CV run's fold_metrics.csv."""
+    """One row per fold: from the fold runs' metrics, else the CV run's fold_metrics.csv.
+
+    `best_val_auc` (the validation AUC of the chosen epoch) is what the comparison chooses the best
+    model on; it is NaN for a run without a validation split (tag selection = final)."""
     runs = fold_runs(cv_run) if runs is None else runs
     rows = [{"fold": int(run.data.tags["fold"]),
-             **{key: run.data.metrics.get(key, math.nan) for key in ("best_epoch", *TEST_METRICS)}}
+             **{key: run.data.metrics.get(key, math.nan) for key in FOLD_COLUMNS[1:]}}
             for run in runs if "test_auc" in run.data.metrics]
     frame = pd.DataFrame(rows) if rows else _artifact_frame(cv_run.run_id, "fold_metrics.csv")
     if frame is None or frame.empty:
         raise RbpError(f"CV run {cv_run.run_name} ({cv_run.run_id}, {cv_run.status}) has no fold results: "
                        "neither fold runs with test_auc nor fold_metrics.csv; did it finish?")
-    frame = frame.reindex(columns=["fold", "best_epoch", *TEST_METRICS])
+    frame = frame.reindex(columns=FOLD_COLUMNS)
     frame["fold"] = frame["fold"].astype(int)
     frame["folds_sha256"] = cv_run.folds_sha256
     return frame.sort_values("fold", ignore_index=True)

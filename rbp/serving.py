@@ -221,3 +221,26 @@ def log_predict_run(results: dict, fasta: str | Path, dataset: str, parent_run_i
             mlflow.log_input(mlflow.data.from_pandas(first.scores[["sequence_id", "length"]], source=str(fasta),
                                                      name=Path(fasta).name, digest=digest[:12]), context="inference")
     return active.info.run_id
+
+
+def ensemble_members(params, folds, pipeline_run_id: str | None = None, device: str = "cpu") -> dict[str, Predictor]:
+    """The models an ensemble combines: family name -> the Predictor its CV run logged, from the CV runs
+    of `pipeline_run_id` (else of the data set's latest pipeline run) trained on these very folds and
+    window length; `params.ensemble.members` names them, or every other family found."""
+    from rbp.runs import find_cv_runs
+
+    length = str(folds.length) if folds.length else "full"
+    found = {run.family: run for run in find_cv_runs(params.dataset_name, pipeline_run_id)
+             if run.family not in ("ensemble", "") and run.tags.get("length", "full") == length
+             and run.folds_sha256 == folds.manifest["folds_sha256"] and "model_uri" in run.tags}
+    wanted = [name for name in FAMILIES if name in (params.ensemble.members or found)]
+    missing = [name for name in wanted if name not in found]
+    if missing or len(wanted) < 2:
+        have = ", ".join(found) or "none"
+        needed = ", ".join(wanted) if missing else "two models or more"
+        raise RbpError(f"ensemble: needs the finished CV runs of {needed} on these folds ({length} sequences) in "
+                       f"the same pipeline run; found: {have}. Run their notebooks before 03_ensemble_cv "
+                       "(ensemble.members names them; [] = every other model)")
+    with tempfile.TemporaryDirectory() as tmp:
+        return {name: Predictor.load(download(found[name].tags["model_uri"], Path(tmp) / name), device)
+                for name in wanted}

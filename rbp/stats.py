@@ -2,7 +2,8 @@
 
 Over folds: a paired t-test and a Wilcoxon signed-rank test of the per-fold differences. Over
 sequences: a confidence interval and p-value for the difference of two pooled out-of-fold ROC AUCs,
-by DeLong's test for correlated AUCs or by a stratified bootstrap.
+by DeLong's test for correlated AUCs or by a stratified bootstrap. Several models compared against
+one make several tests: `holm` adjusts their p-values for it.
 """
 
 from __future__ import annotations
@@ -204,3 +205,23 @@ def _bootstrap_interval(scores: np.ndarray, labels: np.ndarray, alpha: float, n_
     low, high = np.quantile(differences, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min(np.mean(differences <= 0), np.mean(differences >= 0)))
     return float(low), float(high), float(p)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni step-down adjusted p-values, in the order given.
+
+    Comparing k models with one best makes k tests, and the smallest of k p-values is small by chance
+    alone; Holm's adjustment keeps the chance of any false "differs" at the nominal level, without
+    assuming the tests independent (they share the best model). A NaN (a test that could not be run)
+    stays NaN and is not counted among the tests. Adjusted values never fall below a smaller raw
+    p-value's adjusted value and are capped at 1.
+    """
+    raw = np.asarray(pvalues, dtype=float).reshape(-1)
+    adjusted = np.full(raw.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(raw))
+    order = tested[np.argsort(raw[tested], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(order) - rank) * raw[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted

@@ -275,7 +275,8 @@ class CVLogger:
 
     def fold_ended(self, result) -> None:
         mlflow.log_metrics(_finite({**result.metrics, "best_epoch": result.best_epoch,
-                                    "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds}))
+                                    "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds,
+                                    **{f"selected_{k}": v for k, v in result.training.selected.items()}}))
         if result.warning:
             mlflow.set_tags({"diverged": "true", NOTE: result.warning})
         log_frame(result.predictions, "predictions.csv")

@@ -50,6 +50,7 @@ class TrainResult:
     best_val_auc: float
     history: list[EpochLog] = field(default_factory=list)
     stopped_early: bool = False
+    selected: dict[str, float] = field(default_factory=dict)  # what a fitted family chose on validation (C)
 
 
 def seed_everything(seed: int) -> None:

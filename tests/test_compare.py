@@ -1,6 +1,9 @@
-"""rbp.compare on a small fake MLflow store: the summary table, every pair's comparison, logging, notebook."""
+"""rbp.compare on a small fake MLflow store and on made-up results: the summary table, the best model chosen on
+validation, each other model against it with Holm-adjusted p-values (every pair when none can be chosen), the
+verdict, the figures for five models, logging, notebook."""
 
 import json
+import re
 
 import mlflow
 import numpy as np
@@ -8,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from rbp import compare, plots
+from rbp import compare, plots, stats
 from rbp.metrics import METRICS
 from rbp.runs import find_cv_runs, load_results, pipeline_run_of
 from tests.conftest import ROOT
@@ -18,6 +21,15 @@ from tests.fake_store import EXPERIMENT, FOLD_AUC, FakeStore, artifacts, fold_va
 @pytest.fixture
 def store(mlflow_store):
     return FakeStore()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """pyplot keeps every figure it made; the figure tests make many."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def test_summary_table_is_mean_and_std_over_folds(store):
@@ -76,6 +88,9 @@ def test_one_model_has_no_test_and_says_so(store):
     comparison = compare.compare_models(results)
     assert comparison.tests.empty and comparison.auc_differences.empty
     assert comparison.notes and "Only one model (LSTM): no paired comparison" in comparison.notes[0]
+    assert comparison.best is None and comparison.selection.startswith("One model only")
+    verdict = compare.verdict(compare.results_table(results), comparison)
+    assert verdict.sentence.startswith("One model only. LSTM: test ROC AUC 0.908 ± 0.019 over 5 folds")
     figures = plots.comparison_figures(results)
     table = compare.results_table(results)
     compare.log_comparison(pipeline_id, table, comparison, figures)
@@ -114,43 +129,64 @@ def test_the_notebook_logs_to_the_pipeline_run_and_exports_html(store, tmp_path)
 
 
 
-def _two_models(separation_b: float, n: int = 2000, seed: int = 0):
-    """Results of model A (clearly separating) and B, five folds each, with pooled predictions."""
+def _models(spec: dict[str, tuple[float, float | None]], n: int = 2000, seed: int = 0, epochs: dict | None = None):
+    """Results of models named in `spec`, five folds each, with pooled predictions: name -> (separation of
+    positives' scores, validation AUC of the chosen epochs or None for a model without validation).
+    `epochs`: name -> epochs of per-epoch history (0: none logged); two when not given."""
     from rbp.runs import CVRun, ModelResults
 
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
     out = {}
-    for name, separation in (("A", 1.5), ("B", separation_b)):
+    for name, (separation, validation) in spec.items():
         noise = rng.normal(size=n)
         oof = pd.DataFrame({"id": [f"s{i}" for i in range(n)], "label": labels,
                             "probability": 1 / (1 + np.exp(-(separation * labels + noise))),
                             "fold": np.arange(n) % 5 + 1})
-        folds = pd.DataFrame([{"fold": f, **{m.test_key: roc_auc_score(part.label, part.probability)
-                                                for m in METRICS}}
+        folds = pd.DataFrame([{"fold": f, "best_val_auc": np.nan if validation is None else validation + 0.001 * f,
+                               **{m.test_key: roc_auc_score(part.label, part.probability) for m in METRICS}}
                               for f, part in oof.groupby("fold")])
+        history = pd.DataFrame([{"fold": f, "epoch": e, "val_auc": 0.8 + 0.05 * e}
+                                for f in range(1, 6) for e in range(1, (epochs or {}).get(name, 2) + 1)],
+                               columns=["fold", "epoch", "val_auc"])
         run = CVRun(name, name, "0", "FINISHED", {"model_family": name})
-        out[name] = ModelResults(name, run, folds, oof, pd.DataFrame(columns=["fold", "epoch", "val_auc"]))
+        out[name] = ModelResults(name, run, folds, oof, history)
     return out
+
+
+def _two_models(separation_b: float, seed: int = 0):
+    """A (clearly separating) and B; A is the better on validation."""
+    return _models({"A": (1.5, 0.95), "B": (separation_b, 0.90)}, seed=seed)
 
 
 def test_the_verdict_names_the_winner_when_the_interval_excludes_zero():
     results = _two_models(separation_b=0.6)
     table = compare.results_table(results)
-    verdict = compare.verdict(table, compare.compare_models(results), ceiling=0.9)
-    assert verdict.sentence.startswith("A beats B. A: test ROC AUC ")
-    assert "over 5 folds" in verdict.sentence and "95% CI +" in verdict.sentence
-    assert "below the ceiling of 0.900" in verdict.sentence
+    comparison = compare.compare_models(results)
+    verdict = compare.verdict(table, comparison, ceiling=0.9)
+    assert comparison.best == "A" and verdict.best == "A"
+    assert verdict.sentence.startswith("A is the best on validation: mean validation ROC AUC 0.953 over 5 folds; "
+                                       "test ROC AUC ")
+    assert re.split(r"[.:]", verdict.sentence, maxsplit=1)[0] == "A is the best on validation"  # the headline
+    assert "over 5 folds" in verdict.sentence and "below the ceiling of 0.900" in verdict.sentence
+    assert "Holm-adjusted over 1 comparison" in verdict.sentence and ": B (-0." in verdict.sentence
+    assert verdict.sentence.endswith("after Holm) is worse.")
     assert verdict.table.index.tolist() == ["A", "B"] and list(verdict.table.columns) == [
-        "folds", "ROC AUC", "AUPRC", "accuracy"]
+        "folds", "validation ROC AUC", "ROC AUC", "AUPRC", "accuracy", "pooled ROC AUC − best (Holm p)"]
+    assert verdict.table.loc["A", "pooled ROC AUC − best (Holm p)"] == "best"
+    # difference.*: the best minus the runner-up on validation; b.vs_best.*: B minus the best
     assert verdict.metrics["difference.ci_low"] > 0 and verdict.metrics["ceiling_auc"] == 0.9
+    assert verdict.metrics["difference.test_auc"] == pytest.approx(-verdict.metrics["b.vs_best.difference"])
+    assert verdict.metrics["b.vs_best.p_holm"] == verdict.metrics["b.vs_best.p_value"]  # one comparison
     assert verdict.metrics["a.mean_test_auc"] == pytest.approx(table.mean_test_auc[0])
+    assert verdict.metrics["a.mean_best_val_auc"] == pytest.approx(0.953)
+    assert json.loads(compare.verdict_json(verdict))["best"] == "A"
 
 
 def test_the_verdict_says_when_two_models_cannot_be_told_apart():
     results = _two_models(separation_b=1.5, seed=3)
     verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
-    assert "cannot be told apart on this data: the interval holds zero" in verdict.sentence
+    assert "B (" in verdict.sentence and "cannot be told apart from it (the interval holds zero)" in verdict.sentence
     low, high = verdict.metrics["difference.ci_low"], verdict.metrics["difference.ci_high"]
     assert low < 0 < high
 
@@ -166,13 +202,141 @@ def test_reference_rows_match_the_data():
     assert compare.reference_rows("hnrnpc").empty
 
 
-def test_the_verdict_says_when_fold_means_and_pooled_auc_disagree():
-    results = _two_models(separation_b=0.6)
-    folds = results["B"].fold_metrics
-    results["B"].fold_metrics = folds.assign(test_auc=folds.test_auc + 0.5)  # B first on the fold means
+def test_the_verdict_says_so_when_a_model_beats_the_one_chosen_on_validation():
+    results = _models({"A": (1.5, 0.90), "B": (0.6, 0.95)})  # B chosen on validation, A far better on test
     verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
-    assert verdict.sentence.startswith("No clear winner: B has the higher mean over folds, A the higher pooled")
-    assert verdict.metrics["difference.ci_high"] < 0
+    assert verdict.sentence.startswith("B is the best on validation")
+    assert "A (+0." in verdict.sentence
+    assert "scores significantly higher than it although validation did not choose it" in verdict.sentence
+    assert verdict.metrics["difference.ci_high"] < 0 and verdict.metrics["a.vs_best.ci_low"] > 0
+
+
+FOUR = {"LSTM": (0.8, 0.86), "CNN": (1.3, 0.94), "k-mer LR": (0.7, 0.84), "DNABERT (pretrained)": (1.6, 0.91)}
+
+
+def test_the_best_is_chosen_on_validation_never_on_test():
+    results = _models(FOUR)
+    table = compare.results_table(results)
+    assert table.set_index("model").mean_test_auc.idxmax() == "DNABERT (pretrained)"  # the best on test ...
+    comparison = compare.compare_models(results)
+    assert comparison.best == "CNN"  # ... is not the one chosen
+    assert "CNN is the best on validation" in comparison.selection and "0.9430 over 5 folds" in comparison.selection
+    assert comparison.validation.model.tolist() == ["CNN", "DNABERT (pretrained)", "LSTM", "k-mer LR"]
+    for frame in (comparison.tests, comparison.auc_differences):  # the others against the best, by validation
+        assert frame.model_a.tolist() == ["DNABERT (pretrained)", "LSTM", "k-mer LR"]
+        assert set(frame.model_b) == {"CNN"}
+    verdict = compare.verdict(table, comparison)
+    assert verdict.sentence.startswith("CNN is the best on validation") and verdict.best == "CNN"
+    assert verdict.table.index.tolist() == ["CNN", "DNABERT (pretrained)", "LSTM", "k-mer LR"]
+    assert "DNABERT (pretrained) (+0." in verdict.sentence and "score" in verdict.sentence  # honest about test
+    assert "cnn.vs_best.difference" not in verdict.metrics
+    assert verdict.metrics["dnabert_pretrained.vs_best.difference"] > 0
+    # difference.*: CNN minus the runner-up on validation (DNABERT), not the best on test
+    assert verdict.metrics["difference.test_auc"] == pytest.approx(
+        -verdict.metrics["dnabert_pretrained.vs_best.difference"])
+    shown = compare.format_auc_differences(comparison)
+    assert shown.index.names == ["model", "best on validation"]
+    assert {"DeLong p", "DeLong p (Holm)", "interval (unadjusted)"} <= set(shown.columns)
+    assert {"paired t-test p (Holm)", "Wilcoxon p (Holm)"} <= set(compare.format_tests(comparison).columns)
+    assert compare.format_table(table).loc["CNN", "validation ROC AUC"] == "0.9430 ± 0.0016"
+
+
+def test_a_model_without_validation_figures_is_compared_but_never_chosen():
+    results = _models({**FOUR, "DNABERT (pretrained, parity (no selection))": (2.5, None)})
+    comparison = compare.compare_models(results)
+    assert comparison.best == "CNN" and "not eligible" in comparison.selection
+    assert "DNABERT (pretrained, parity (no selection))" in comparison.selection
+    assert comparison.auc_differences.model_a.tolist()[-1] == "DNABERT (pretrained, parity (no selection))"
+    verdict = compare.verdict(compare.results_table(results), comparison)
+    assert verdict.table.index[-1] == "DNABERT (pretrained, parity (no selection))"
+    assert verdict.table.iloc[-1]["validation ROC AUC"] == ""
+
+
+def test_without_validation_figures_every_pair_is_compared_and_none_is_chosen():
+    results = _models({name: (separation, None) for name, (separation, _) in FOUR.items()})
+    comparison = compare.compare_models(results)
+    assert comparison.best is None and comparison.selection.startswith("No model logged a validation ROC AUC")
+    assert len(comparison.tests) == len(comparison.auc_differences) == 6  # every pair, in table order
+    assert comparison.tests[["model_a", "model_b"]].values.tolist()[0] == ["LSTM", "CNN"]
+    assert (comparison.auc_differences.p_value_holm >= comparison.auc_differences.p_value).all()
+    verdict = compare.verdict(compare.results_table(results), comparison)
+    assert verdict.best is None and verdict.sentence.startswith("No best model: no model logged a validation")
+    assert "Holm-adjusted over 6 pairs" in verdict.sentence
+    assert verdict.table.index.tolist() == list(FOUR)  # table order: no ranking on test
+    assert not any(key.startswith("difference.") or ".vs_best." in key for key in verdict.metrics)
+    assert "auc_vs_best" not in plots.comparison_figures(results, comparison)
+    assert compare.format_tests(comparison).index.names == ["model a", "model b"]
+
+
+FIVE = {**FOUR, "Ensemble": (1.55, 0.92)}
+
+
+def test_five_models_make_four_holm_adjusted_comparisons_and_readable_figures():
+    results = _models(FIVE, epochs={"k-mer LR": 1, "Ensemble": 0, "CNN": 6, "LSTM": 9})
+    assert results["Ensemble"].history.empty
+    comparison = compare.compare_models(results)
+    assert comparison.best == "CNN" and len(comparison.tests) == len(comparison.auc_differences) == 4
+    for frame, column in ((comparison.tests, "t_pvalue"), (comparison.tests, "wilcoxon_pvalue"),
+                          (comparison.auc_differences, "p_value")):
+        assert (frame[f"{column}_holm"] >= frame[column] - 1e-15).all() and (frame[f"{column}_holm"] <= 1).all()
+        assert frame[f"{column}_holm"].tolist() == pytest.approx(stats.holm(frame[column]).tolist())
+    d = comparison.auc_differences
+    assert d.p_value_holm.min() == pytest.approx(min(1, 4 * d.p_value.min()))  # the smallest p counts 4 tests
+    verdict = compare.verdict(compare.results_table(results), comparison)
+    assert "Holm-adjusted over 4 comparisons" in verdict.sentence
+    assert all(f"{compare._slug(m)}.vs_best.p_holm" in verdict.metrics for m in FIVE if m != "CNN")
+
+    figures = plots.comparison_figures(results, comparison)
+    assert set(figures) == {"roc_curves", "pr_curves", "fold_auc", "val_auc_per_epoch", "auc_vs_best"}
+    history = figures["val_auc_per_epoch"]
+    drawn = [ax.get_title() for ax in history.axes if ax.axison]
+    assert drawn == ["LSTM", "CNN", "DNABERT (pretrained)"]  # one epoch or none: named, not drawn
+    assert "k-mer LR (one epoch)" in history.get_supxlabel() and "Ensemble (no per-epoch history)" in \
+        history.get_supxlabel()
+    roc = figures["roc_curves"].axes[0]
+    assert len(roc.get_legend().get_texts()) == 5
+    assert len({tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+                for line in roc.get_lines()[:5]}) == 5  # five distinct colours
+    fold_axis = figures["fold_auc"].axes[0]
+    assert [t.get_text().replace("\n", " ") for t in fold_axis.get_xticklabels()][0] == "CNN"  # best first
+    assert len(figures["auc_vs_best"].axes[0].texts) == 4  # a p-value note per comparison
+    for figure in figures.values():
+        figure.canvas.draw()  # lays out without error
+    empty = plots.compare.epoch_history({"Ensemble": pd.DataFrame(columns=["fold", "epoch", "val_auc"])})
+    assert empty.axes[0].texts[0].get_text() == "no per-epoch history logged"
+
+
+def test_the_best_on_validation_is_read_from_the_store_and_logged(store):
+    from mlflow.tracking import MlflowClient
+
+    from rbp.runs import fold_runs
+
+    pipeline_id, cv_ids = store.pipeline()
+    cv_runs = find_cv_runs(pipeline_run_id=pipeline_id)
+    validation = {"lstm": 0.97, "dnabert": 0.93}  # the LSTM best on validation, DNABERT on test
+    for run in cv_runs:
+        for fold in fold_runs(run):
+            MlflowClient().log_metric(fold.info.run_id, "best_val_auc",
+                                      validation[run.family] + 0.001 * int(fold.data.tags["fold"]))
+    results = load_results(cv_runs)
+    assert results["LSTM"].fold_metrics.best_val_auc.tolist() == pytest.approx([0.971, 0.972, 0.973, 0.974, 0.975])
+    table = compare.results_table(results)
+    comparison = compare.compare_models(results)
+    verdict = compare.verdict(table, comparison)
+    assert comparison.best == "LSTM" and verdict.sentence.startswith("LSTM is the best on validation")
+    figures = plots.comparison_figures(results, comparison)
+    compare.log_comparison(pipeline_id, table, comparison, figures, cv_runs, verdict)
+    assert {"compare/figures/auc_vs_best.png", "compare/validation.csv"} <= set(artifacts(pipeline_id))
+    summary = json.loads(mlflow.artifacts.load_text(f"runs:/{pipeline_id}/compare/summary.json"))
+    assert summary["best"] == "LSTM" and "validation" in summary["chosen_by"]
+    assert summary["compared"] == "each model against the best" and "Holm" in summary["p_adjustment"]
+    assert summary["auc_difference"][0]["model_a"] == "DNABERT (pretrained)"
+    assert summary["auc_difference"][0]["p_value_holm"] == pytest.approx(summary["auc_difference"][0]["p_value"])
+    csv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{pipeline_id}/compare/paired_tests.csv"))
+    assert {"t_pvalue_holm", "wilcoxon_pvalue_holm"} <= set(csv.columns)
+    logged = MlflowClient().get_run(pipeline_id).data.metrics
+    assert logged["dnabert_pretrained.vs_best.difference"] > 0 and logged["lstm.mean_best_val_auc"] == \
+        pytest.approx(0.973)
 
 
 def test_dnabert_runs_are_also_shown_in_dnaberts_own_metrics(store):

@@ -35,9 +35,10 @@ def _check_models_and_predict(result, pipeline, runs, echoed):
     """Each CV run registered its model, the verdict names them, and 06_predict scanned predict.fasta."""
     client = MlflowClient()
     assert {v.name: int(v.version) for v in client.search_model_versions("name LIKE 'small-%'")} == {
-        "small-dnabert": 1, "small-lstm": 1}
+        f"small-{m}": 1 for m in ("dnabert", "lstm", "cnn", "kmer_lr", "ensemble")}
     note = pipeline.data.tags["mlflow.note.content"]
     assert "Registered models: DNABERT (pretrained) `models:/small-dnabert/1`, LSTM `models:/small-lstm/1`" in note
+    assert "Ensemble `models:/small-ensemble/1`" in note
     predict_run = runs[runs["tags.mlflow.runName"] == "predict"].iloc[0]
     assert predict_run["tags.mlflow.parentRunId"] == result.run_id and predict_run.status == "FINISHED"
     assert predict_run["params.model.lstm"] == "models:/small-lstm/1"
@@ -55,7 +56,8 @@ def _check_interpret(result, runs, echoed):
     import pandas as pd
 
     summary = pd.read_csv(result.run_dir / "interpret_summary.csv")
-    assert sorted(summary.model) == ["DNABERT (pretrained)", "LSTM"] and (summary.sequences > 0).all()
+    assert sorted(summary.model) == ["CNN", "DNABERT (pretrained)", "Ensemble", "LSTM", "k-mer LR"]
+    assert (summary.sequences > 0).all()
     assert (summary.method == "in-silico mutagenesis").all()
     for name in ("lstm_cv", "dnabert_cv"):
         cv_run = runs[runs["tags.mlflow.runName"] == name].iloc[0]
@@ -80,8 +82,9 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
                                   "predict": {"fasta": str(tmp_path / "transcripts.fa")}},
                           echo=echoed.append)
     runs = mlflow.search_runs(experiment_names=["small"])
+    models = ["dnabert", "lstm", "cnn", "kmer_lr", "ensemble"]
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
-        ["fold-1", "fold-2", "lstm_cv", "fold-1", "fold-2", "dnabert_cv", "preprocess", "predict", result.run_name])
+        [*[f"{m}_cv" for m in models], *["fold-1", "fold-2"] * len(models), "preprocess", "predict", result.run_name])
     assert (result.run_dir / "07_interpret.ipynb").is_file()
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
@@ -96,7 +99,11 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
             "compare/figures/roc_curves.png", "compare/figures/pr_curves.png", "compare/figures/fold_auc.png",
             "compare/figures/val_auc_per_epoch.png"} <= set(logged)
     html = (result.run_dir / "04_compare.html").read_text()
-    assert "DNABERT (pretrained)" in html and "LSTM" in html and "<img" in html
+    assert all(label in html for label in ("DNABERT (pretrained)", "LSTM", "CNN", "k-mer LR", "Ensemble", "<img"))
+    compared = json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/compare/summary.json"))
+    assert compared["best"] and len(compared["paired_tests"]) == 4  # every other model against the best
+    ensemble = runs[runs["tags.mlflow.runName"] == "ensemble_cv"].iloc[0]
+    assert ensemble["tags.members"] == "dnabert,lstm,cnn,kmer_lr" and ensemble["tags.registered_model"]
     assert "Verdict." in html and "SYNTHETIC DATA" not in html and "reported (original" not in html
     _check_verdict(result, pipeline, echoed)
     _check_models_and_predict(result, pipeline, runs, echoed)

@@ -34,7 +34,8 @@ def test_dnabert_labels_say_how_it_was_initialised():
     assert runs.model_label({"model_family": "dnabert", "init": "pretrained"}) == "DNABERT (pretrained)"
     assert runs.model_label({"model_family": "lstm"}) == "LSTM"
     assert runs.model_label({"model_family": "lstm", "length": "41"}) == "LSTM (41 nt)"
-    assert runs.model_label({"model_family": "cnn", "length": "full"}) == "cnn"
+    assert runs.model_label({"model_family": "gru", "length": "full"}) == "gru"
+    assert runs.model_label({"model_family": "kmer_lr", "length": "41"}) == "k-mer LR (41 nt)"
 
 
 def test_history_and_predictions_are_loaded(store):

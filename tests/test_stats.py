@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from rbp.errors import RbpError
-from rbp.stats import auc_difference_ci, paired_tests, rank_auc
+from rbp.stats import auc_difference_ci, holm, paired_tests, rank_auc
 from tests.fake_store import FOLD_AUC, fake_oof
 
 
@@ -107,3 +107,29 @@ def test_rank_auc_equals_scikit_learn_with_ties():
     labels = rng.integers(0, 2, 200)
     scores = np.round(rng.normal(size=(3, 200)) + labels, 1)
     assert rank_auc(scores, labels) == pytest.approx([roc_auc_score(labels, row) for row in scores])
+
+
+def test_holm_matches_a_hand_computation():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06 (never below a step before)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.2]) == pytest.approx([0.2])  # one comparison: nothing to adjust
+    assert holm([]).shape == (0,)
+
+
+def test_holm_passes_nan_through_and_does_not_count_it():
+    adjusted = holm([0.01, float("nan"), 0.04])
+    assert math.isnan(adjusted[1])
+    assert adjusted[[0, 2]] == pytest.approx([0.02, 0.04])  # two tests, not three
+    assert np.isnan(holm([float("nan"), float("nan")])).all()
+
+
+def test_holm_is_monotone_capped_at_one_and_never_below_the_raw_p():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        raw = rng.uniform(0, 1, rng.integers(1, 9)) ** 3
+        adjusted = holm(raw)
+        order = np.argsort(raw)
+        assert np.all(np.diff(adjusted[order]) >= 0)  # the order of the raw p-values is kept
+        assert np.all(adjusted >= raw) and np.all(adjusted <= 1)
+    assert holm([0.5, 0.6, 0.7]).tolist() == [1.0, 1.0, 1.0]
+    assert holm(pd.Series([0.3, 0.01], index=[7, 9])) == pytest.approx([0.3, 0.02])

@@ -1,0 +1,158 @@
+"""A convolutional network over one-hot nucleotides with global max pooling (DeepBind, iDeepS).
+
+Convolutions are unpadded ("valid"), so every output position sees only real nucleotides and a
+window's score depends on that window alone. That makes the model fully convolutional: the scores
+of every window of a long sequence come out of one pass over it (`window_logits`), equal to scoring
+the windows one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rbp.errors import RbpError
+from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
+from rbp.params import CNNParams
+
+CHECKPOINT = "model.pt"
+SCAN_CHUNK = 65_536  # windows scored per pass of a long sequence: memory stays flat in its length
+
+
+def receptive_field(kernel_size, dilation) -> int:
+    """nt that one output position of the last convolution sees."""
+    return 1 + sum((k - 1) * d for k, d in zip(kernel_size, dilation, strict=True))
+
+
+def one_hot_embedding() -> nn.Embedding:
+    """Token ids to one-hot A, T, C, G (ids 5–8); `[PAD]`, `[UNK]` and `[MASK]` are all zero. Frozen:
+    it is an encoding, not a parameter, and gradient attributions start at its output."""
+    embedding = nn.Embedding(len(SPECIAL_TOKENS) + 4, 4)
+    embedding.weight.data.zero_()
+    embedding.weight.data[len(SPECIAL_TOKENS):] = torch.eye(4)
+    embedding.weight.requires_grad_(False)
+    return embedding
+
+
+class ConvClassifier(nn.Module):
+    """One-hot → [conv → ReLU → dropout] per layer → each filter's max over positions → dense → ReLU
+    → dropout → 1 logit. Positions whose receptive field reaches past a sequence's end are left out
+    of the maximum, so a padded sequence gets the logit of the unpadded one."""
+
+    def __init__(self, channels=(128,), kernel_size=(12,), dilation=(1,), dropout: float = 0.2,
+                 dense_size: int = 64):
+        super().__init__()
+        if not len(channels) == len(kernel_size) == len(dilation) >= 1:
+            raise ValueError("channels, kernel_size and dilation need one entry per layer")
+        self.config = dict(channels=list(channels), kernel_size=list(kernel_size), dilation=list(dilation),
+                           dropout=dropout, dense_size=dense_size)
+        self.embedding = one_hot_embedding()
+        layers, width = [], 4
+        for out, kernel, spacing in zip(channels, kernel_size, dilation, strict=True):
+            layers += [nn.Conv1d(width, out, kernel, dilation=spacing), nn.ReLU(), nn.Dropout(dropout)]
+            width = out
+        self.convolutions = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(width, dense_size), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(dense_size, 1))
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.config["kernel_size"], self.config["dilation"])
+
+    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(N, filters, positions) of the last convolution."""
+        return self.convolutions(self.embedding(input_ids).transpose(1, 2))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        features = self.features(input_ids)
+        lengths = (input_ids != PAD_ID).sum(dim=1)
+        last = (lengths - self.receptive_field).clamp(min=0)  # the last position inside the sequence
+        beyond = torch.arange(features.shape[2], device=input_ids.device)[None, :] > last[:, None]
+        pooled = features.masked_fill(beyond[:, None, :], float("-inf")).max(dim=2).values
+        return self.head(pooled).squeeze(-1)
+
+    def window_logits(self, input_ids: torch.Tensor, window: int) -> torch.Tensor:
+        """The logit of every window of `window` nt of one unpadded sequence (1, L), in one pass: a
+        sliding maximum over the features, then the head. Equal to `forward` on each window."""
+        features = self.features(input_ids)
+        span = max(window - self.receptive_field + 1, 1)  # output positions inside one window
+        pooled = F.max_pool1d(features, span, stride=1)  # (1, filters, windows)
+        return self.head(pooled[0].T).squeeze(-1)
+
+
+class CNNFamily:
+    """Builds the CNN for each fold; encodes sequences as one token per nucleotide."""
+
+    name = "cnn"
+    amp = True
+
+    def __init__(self, params: CNNParams, k: int):
+        self.params = params
+        self.k = 1  # its tokens are single nucleotides, whatever k the data were cut into
+
+    def build(self) -> ConvClassifier:
+        p = self.params
+        return ConvClassifier(p.channels, p.kernel_size, p.dilation, p.dropout, p.dense_size)
+
+    def encode(self, sequences) -> dict[str, torch.Tensor]:
+        ids = encode_nucleotides(sequences, min_width=receptive_field(self.params.kernel_size, self.params.dilation))
+        return {"input_ids": torch.from_numpy(ids)}
+
+    def embeddings(self, model: ConvClassifier) -> nn.Module:
+        return model.embedding
+
+    @torch.no_grad()
+    def window_logits(self, model: ConvClassifier, sequence: str, window: int) -> np.ndarray:
+        """The binding logit of every window of `window` nt of `sequence` (stride 1; one window, the
+        sequence itself, when it is no longer than that), a chunk of windows per pass."""
+        if len(sequence) <= window:
+            return model(**_to(self.encode([sequence]), model)).float().cpu().numpy()
+        n_windows = len(sequence) - window + 1
+        out = []
+        for first in range(0, n_windows, SCAN_CHUNK):
+            count = min(SCAN_CHUNK, n_windows - first)
+            part = sequence[first:first + count + window - 1]
+            ids = _to(self.encode([part]), model)["input_ids"]
+            out.append(model.window_logits(ids, window).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def tags(self) -> dict[str, str]:
+        return {}
+
+    def describe(self) -> str:
+        p = self.params
+        layers = ", then ".join(f"{c} filters of {k}" + (f" (dilation {d})" if d > 1 else "")
+                                for c, k, d in zip(p.channels, p.kernel_size, p.dilation, strict=True))
+        extras = f", {p.mask_fraction:.0%} of the nucleotides of each training batch masked" if p.mask_fraction else ""
+        return (f"Convolutional network on one-hot nucleotides: {layers}, each filter's maximum over all "
+                f"positions, a dense layer of {p.dense_size}, dropout {p.dropout}; {p.optimizer} lr {p.lr}, "
+                f"batch {p.batch_size}, up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
+
+    def save(self, model: ConvClassifier, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CHECKPOINT
+        torch.save({"family": self.name, "config": model.config, "params": dataclasses.asdict(self.params),
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+        return path
+
+    def load(self, directory: str | Path) -> ConvClassifier:
+        path = Path(directory)
+        if path.is_dir():
+            path = path / CHECKPOINT
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("family") != self.name:
+            raise RbpError(f"{path}: not a CNN checkpoint (family {saved.get('family')!r})")
+        model = ConvClassifier(**saved["config"])
+        model.load_state_dict(saved["state_dict"])
+        return model.eval()
+
+
+def _to(inputs: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {key: value.to(device) for key, value in inputs.items()}

@@ -1,0 +1,79 @@
+"""The CNN: one-hot nucleotides, masked max pooling, and its one-pass scan of long sequences."""
+
+import numpy as np
+import pytest
+import torch
+
+from rbp.cnn import CNNFamily, ConvClassifier
+from rbp.kmers import MASK_ID, encode_nucleotides
+from rbp.params import CNNParams
+from rbp.predictor import Predictor
+from rbp.train import predict
+
+RNG = np.random.default_rng(0)
+
+
+def _sequence(n: int) -> str:
+    return "".join(RNG.choice(list("ACGT"), n))
+
+
+@pytest.fixture
+def family():
+    return CNNFamily(CNNParams(channels=[6, 5], kernel_size=[7, 3], dilation=[1, 2], dense_size=4), k=3)
+
+
+def test_nucleotides_are_one_token_each_in_the_vocabulary_scheme():
+    ids = encode_nucleotides(["ATCGN", "AC"], min_width=6)
+    assert ids.tolist() == [[5, 6, 7, 8, 1, 0], [5, 7, 0, 0, 0, 0]]
+
+
+def test_the_one_hot_encoding_is_fixed_and_blank_for_padding_unknown_and_mask():
+    model = ConvClassifier()
+    table = model.embedding.weight
+    assert not table.requires_grad
+    assert torch.equal(table[5:9], torch.eye(4)) and not table[[0, 1, MASK_ID]].any()
+
+
+def test_padding_does_not_change_a_sequences_logit(family):
+    torch.manual_seed(0)
+    model = family.build().eval()
+    short, long = _sequence(30), _sequence(70)
+    alone = predict(model, family.encode([short]), logits=True)
+    beside = predict(model, family.encode([short, long]), logits=True)
+    assert beside[0] == pytest.approx(alone[0], abs=1e-6)
+
+
+def test_one_pass_scan_equals_scoring_each_window(family):
+    torch.manual_seed(1)
+    model = family.build().eval()
+    sequence, window = _sequence(400), 41
+    windows = [sequence[s:s + window] for s in range(len(sequence) - window + 1)]
+    one_by_one = predict(model, family.encode(windows), logits=True)
+    scanned = family.window_logits(model, sequence, window)
+    assert scanned.shape == (len(windows),)
+    np.testing.assert_allclose(scanned, one_by_one, atol=1e-5)
+
+
+def test_the_scan_is_the_same_across_chunks(family, monkeypatch):
+    torch.manual_seed(2)
+    model = family.build().eval()
+    sequence = _sequence(300)
+    whole = family.window_logits(model, sequence, 50)
+    monkeypatch.setattr("rbp.cnn.SCAN_CHUNK", 37)
+    np.testing.assert_allclose(family.window_logits(model, sequence, 50), whole, atol=1e-6)
+
+
+def test_a_predictor_scans_with_the_one_pass(family):
+    torch.manual_seed(3)
+    models = [family.build().eval(), family.build().eval()]
+    predictor = Predictor(family, None, models, [1, 2], window=41, threshold=0.5)
+    sequence = _sequence(200)
+    starts, scores = predictor.window_scores(sequence, stride=7)
+    expected = predictor.probabilities([sequence[s:s + 41] for s in starts])
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert starts[-1] == len(sequence) - 41
+
+
+def test_a_sequence_shorter_than_the_receptive_field_still_scores(family):
+    model = family.build().eval()
+    assert np.isfinite(predict(model, family.encode(["ACG"]))).all()
