@@ -49,7 +49,7 @@ def test_kmer_scores_become_nucleotide_scores_as_dnabert_maps_them():
     np.testing.assert_allclose(kmer_to_nucleotide(np.array([[1.0, 2.0, 3.0]] * 2), 3)[1], [1, 1.5, 2, 2.5, 3])
 
 
-@pytest.mark.parametrize("family_name", ["lstm", "dnabert"])
+@pytest.mark.parametrize("family_name", ["lstm", "dnabert", "cnn"])
 def test_integrated_gradients_sum_to_the_logit_difference(family_name):
     from rbp.attribution import _forward, _kmer_tokens
     from rbp.families import make_family
@@ -135,3 +135,15 @@ def test_a_motif_is_compared_by_what_its_seqlets_hold_not_only_its_core():
     assert row["consensus"] == "UGUA" and row["seqlets_hold"] == "aaaUGUAAAUAaaa"
     assert row["match"] and row["similarity"] == pytest.approx(similarity(pattern, iupac_ppm("UGUAHAUA"))[0], abs=1e-3)
     assert similarity(pattern[3:7], iupac_ppm("UGUAHAUA"))[0] == pytest.approx(0.5)
+
+
+def test_integrated_gradients_say_where_there_are_no_token_embeddings():
+    from rbp.families import make_family
+    from rbp.params import load_params
+    from tests.conftest import ROOT
+
+    family = make_family("kmer_lr", load_params(ROOT / "params" / "smoke.yaml"))
+    model = family.fit(1, family.encode(["ACGTAC", "TTTTGA"]), torch.tensor([1, 0]),
+                       family.encode(["ACGTAA", "TTTGGA"]), torch.tensor([1, 0]), torch.device("cpu"), 0)[0]
+    with pytest.raises(RbpError, match="Integrated Gradients does not apply to it; use ism"):
+        integrated_gradients(family, model, ["ACGTAC"])
