@@ -195,6 +195,7 @@ def compare_models(results: dict[str, ModelResults], metric: str = "test_auc", m
     else:
         pairs = [(other, best) for other in ranking if other != best]
     tests, differences, aucs, notes = [], [], [], []
+    test_notes: dict[tuple[str, str], str] = {}
     if len(results) < 2:
         only = ", ".join(results) or "none"
         notes.append(f"Only one model ({only}): no paired comparison and no test; "
@@ -208,7 +209,7 @@ def compare_models(results: dict[str, ModelResults], metric: str = "test_auc", m
         tests.append(test.as_row())
         differences.append(test.differences.assign(model_a=a, model_b=b))
         if test.note:
-            notes.append(f"{a} vs {b}: {test.note}")
+            test_notes[(a, b)] = test.note
         if results[a].oof is None or results[b].oof is None:
             notes.append(f"{a} vs {b}: no out-of-fold predictions logged, no CI for the pooled AUC")
             continue
@@ -217,6 +218,10 @@ def compare_models(results: dict[str, ModelResults], metric: str = "test_auc", m
                                           seed=seed, names=(a, b)).as_row())
         except RbpError as exc:
             notes.append(f"{a} vs {b}: {exc}")
+    if len(test_notes) > 1 and len(set(test_notes.values())) == 1:  # said once, not once per comparison
+        notes.insert(0, f"Every comparison: {next(iter(test_notes.values()))}")
+    else:
+        notes[:0] = [f"{a} vs {b}: {note}" for (a, b), note in test_notes.items()]
     tests = pd.DataFrame(tests, columns=TEST_COLUMNS)
     aucs = pd.DataFrame(aucs, columns=AUC_COLUMNS)
     for frame, column in ((tests, "t_pvalue"), (tests, "wilcoxon_pvalue"), (aucs, "p_value")):
