@@ -8,7 +8,6 @@ the windows one by one.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rbp.errors import RbpError
+from rbp.families import read_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
 from rbp.params import CNNParams
 
-CHECKPOINT = "model.pt"
 SCAN_CHUNK = 65_536  # windows scored per pass of a long sequence: memory stays flat in its length
 
 
@@ -134,20 +132,12 @@ class CNNFamily:
                 f"batch {p.batch_size}, up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
 
     def save(self, model: ConvClassifier, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / CHECKPOINT
-        torch.save({"family": self.name, "config": model.config, "params": dataclasses.asdict(self.params),
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
-        return path
+        """The weights plus what rebuilds the model: `load` reads it back."""
+        return save_checkpoint(self, model, directory)
 
     def load(self, directory: str | Path) -> ConvClassifier:
-        path = Path(directory)
-        if path.is_dir():
-            path = path / CHECKPOINT
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("family") != self.name:
-            raise RbpError(f"{path}: not a CNN checkpoint (family {saved.get('family')!r})")
+        """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
+        saved, _ = read_checkpoint(self, directory)
         model = ConvClassifier(**saved["config"])
         model.load_state_dict(saved["state_dict"])
         return model.eval()

@@ -99,6 +99,39 @@ def family_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+CHECKPOINT = "model.pt"  # a torch model of a family, as `save_checkpoint` writes it
+
+
+def save_checkpoint(family, model: torch.nn.Module, directory: str | Path, **extra) -> Path:
+    """`directory`/model.pt: the weights, the model's `config` (what rebuilds it), the family's name
+    and params, and `extra` (e.g. the k it encodes); `read_checkpoint` reads it back."""
+    import dataclasses
+
+    import torch
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CHECKPOINT
+    torch.save({"family": family.name, **extra, "config": model.config, "params": dataclasses.asdict(family.params),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def read_checkpoint(family, directory: str | Path) -> tuple[dict, Path]:
+    """What `save_checkpoint` wrote (the folder or its model.pt), refused when another family wrote it."""
+    import torch
+
+    from rbp.errors import RbpError
+
+    path = Path(directory)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("family") != family.name:
+        raise RbpError(f"{path}: not a {FAMILIES[family.name].label} checkpoint (family {saved.get('family')!r})")
+    return saved, path
+
+
 def make_family(name: str, params: Params, **options) -> ModelFamily:
     """The family `name` with its section of `params` and the data's k."""
     return family_class(name)(getattr(params, name), params.k, **options)

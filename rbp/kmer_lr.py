@@ -11,7 +11,6 @@ so predicting, registering, scanning and in-silico mutagenesis treat it as any o
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -26,11 +25,10 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from rbp.errors import RbpError
+from rbp.families import read_checkpoint, save_checkpoint
 from rbp.kmers import kmer_counts
 from rbp.params import KmerLRParams
 from rbp.train import EpochLog, TrainResult
-
-CHECKPOINT = "model.pt"
 
 
 def kmer_spectrum(sequences, k_min: int, k_max: int) -> np.ndarray:
@@ -121,20 +119,12 @@ class KmerLRFamily:
                 f"{', '.join(f'{c:g}' for c in sorted(p.c_grid))}.")
 
     def save(self, model: SpectrumLogistic, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / CHECKPOINT
-        torch.save({"family": self.name, "config": model.config, "params": dataclasses.asdict(self.params),
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
-        return path
+        """The weights plus what rebuilds the model: `load` reads it back."""
+        return save_checkpoint(self, model, directory)
 
     def load(self, directory: str | Path) -> SpectrumLogistic:
-        path = Path(directory)
-        if path.is_dir():
-            path = path / CHECKPOINT
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("family") != self.name:
-            raise RbpError(f"{path}: not a k-mer LR checkpoint (family {saved.get('family')!r})")
+        """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
+        saved, path = read_checkpoint(self, directory)
         expected = kmer_spectrum(["A"], self.params.k_min, self.params.k_max).shape[1]
         if saved["config"]["n_features"] != expected:
             raise RbpError(f"{path}: {saved['config']['n_features']} k-mer features, but k = {self.params.k_min}"

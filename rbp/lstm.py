@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -10,10 +9,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rbp.errors import RbpError
+from rbp.families import read_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
 from rbp.params import LSTMParams
 
-CHECKPOINT = "model.pt"
 READOUTS = ("last", "max")
 
 
@@ -99,21 +98,12 @@ class LSTMFamily:
                 f"up to {p.max_epochs} epochs (patience {p.patience}){extras}.")
 
     def save(self, model: BiLSTMClassifier, directory: str | Path) -> Path:
-        """The weights plus what rebuilds the model (its sizes and k): `load` reads it back."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / CHECKPOINT
-        torch.save({"family": self.name, "k": self.k, "config": model.config,
-                    "params": dataclasses.asdict(self.params),
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
-        return path
+        """The weights plus what rebuilds the model: `load` reads it back."""
+        return save_checkpoint(self, model, directory, k=self.k)
 
     def load(self, directory: str | Path) -> BiLSTMClassifier:
-        """A biLSTM saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
-        path = Path(directory)
-        if path.is_dir():
-            path = path / CHECKPOINT
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
+        saved, path = read_checkpoint(self, directory)
         if int(saved["k"]) != self.k:
             raise RbpError(f"{path}: a biLSTM over {saved['k']}-mers, but this family encodes {self.k}-mers")
         model = BiLSTMClassifier(**saved["config"])
