@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rbp.families import read_checkpoint, save_checkpoint
+from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
 from rbp.params import CNNParams
 
@@ -137,10 +137,7 @@ class CNNFamily:
 
     def load(self, directory: str | Path) -> ConvClassifier:
         """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
-        saved, _ = read_checkpoint(self, directory)
-        model = ConvClassifier(**saved["config"])
-        model.load_state_dict(saved["state_dict"])
-        return model.eval()
+        return load_checkpoint(self, directory, ConvClassifier)[0]
 
 
 def _to(inputs: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

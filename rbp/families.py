@@ -104,7 +104,7 @@ CHECKPOINT = "model.pt"  # a torch model of a family, as `save_checkpoint` write
 
 def save_checkpoint(family, model: torch.nn.Module, directory: str | Path, **extra) -> Path:
     """`directory`/model.pt: the weights, the model's `config` (what rebuilds it), the family's name
-    and params, and `extra` (e.g. the k it encodes); `read_checkpoint` reads it back."""
+    and params, and `extra` (e.g. the k it encodes); `load_checkpoint` reads it back."""
     import dataclasses
 
     import torch
@@ -117,8 +117,9 @@ def save_checkpoint(family, model: torch.nn.Module, directory: str | Path, **ext
     return path
 
 
-def read_checkpoint(family, directory: str | Path) -> tuple[dict, Path]:
-    """What `save_checkpoint` wrote (the folder or its model.pt), refused when another family wrote it."""
+def load_checkpoint(family, directory: str | Path, model_class: type) -> tuple[torch.nn.Module, dict, Path]:
+    """The model `save_checkpoint` wrote (the folder or its model.pt), in eval mode on the CPU, with
+    what was saved beside it and the file; refused when another family wrote it."""
     import torch
 
     from rbp.errors import RbpError
@@ -129,7 +130,9 @@ def read_checkpoint(family, directory: str | Path) -> tuple[dict, Path]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("family") != family.name:
         raise RbpError(f"{path}: not a {FAMILIES[family.name].label} checkpoint (family {saved.get('family')!r})")
-    return saved, path
+    model = model_class(**saved["config"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved, path
 
 
 def make_family(name: str, params: Params, **options) -> ModelFamily:

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from rbp.errors import RbpError
-from rbp.families import read_checkpoint, save_checkpoint
+from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import kmer_counts
 from rbp.params import KmerLRParams
 from rbp.train import EpochLog, TrainResult
@@ -124,11 +124,9 @@ class KmerLRFamily:
 
     def load(self, directory: str | Path) -> SpectrumLogistic:
         """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
-        saved, path = read_checkpoint(self, directory)
+        model, saved, path = load_checkpoint(self, directory, SpectrumLogistic)
         expected = kmer_spectrum(["A"], self.params.k_min, self.params.k_max).shape[1]
         if saved["config"]["n_features"] != expected:
             raise RbpError(f"{path}: {saved['config']['n_features']} k-mer features, but k = {self.params.k_min}"
                            f" to {self.params.k_max} gives {expected}")
-        model = SpectrumLogistic(**saved["config"])
-        model.load_state_dict(saved["state_dict"])
-        return model.eval()
+        return model

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rbp.errors import RbpError
-from rbp.families import read_checkpoint, save_checkpoint
+from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
 from rbp.params import LSTMParams
 
@@ -103,9 +103,7 @@ class LSTMFamily:
 
     def load(self, directory: str | Path) -> BiLSTMClassifier:
         """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
-        saved, path = read_checkpoint(self, directory)
+        model, saved, path = load_checkpoint(self, directory, BiLSTMClassifier)
         if int(saved["k"]) != self.k:
             raise RbpError(f"{path}: a biLSTM over {saved['k']}-mers, but this family encodes {self.k}-mers")
-        model = BiLSTMClassifier(**saved["config"])
-        model.load_state_dict(saved["state_dict"])
-        return model.eval()
+        return model
