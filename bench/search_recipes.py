@@ -42,6 +42,9 @@ CANDIDATES = {  # name -> (family, section overrides)
     "cnn-256x16-drop0.4-mask0.2": ("cnn", {**CNN, "channels": [256], "kernel_size": [16], "dropout": 0.4,
                                            "mask_fraction": 0.2}),
     "lstm-1layer-max-mask0.3": ("lstm", {"max_epochs": 25, "patience": 5, "mask_fraction": 0.3}),
+    # params/lstm_tuned.yaml (53 minutes on one thread): imported from its CV run with --import
+    "lstm-tuned-2layer-last-mask0.3": ("lstm", {"num_layers": 2, "readout": "last", "max_epochs": 50,
+                                                "patience": 10, "mask_fraction": 0.3}),
     "kmer_lr-3to6": ("kmer_lr", {}),
     "kmer_lr-1to5": ("kmer_lr", {"k_min": 1, "k_max": 5, "c_grid": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]}),
 }
@@ -65,6 +68,30 @@ def run_candidate(name: str, data: str, seed: int) -> dict:
     record = {"name": name, "family": family_name, "overrides": section, "seconds": round(seconds),
               "folds_sha256": folds.manifest["folds_sha256"], "best_epochs": [r.best_epoch for r in results],
               **{k: v for k, v in figures.items() if k.startswith(("mean_", "std_"))}}
+    (CACHE / f"{name}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def import_run(name: str, cv_run_id: str) -> dict:
+    """A candidate already cross-validated on these folds by `rbp run`: its fold predictions (test and
+    validation) and figures, read from its MLflow CV run instead of training it again."""
+    from rbp import runs
+    from rbp.tracking import tracking_uri
+
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    cv_run = runs._cv_run(runs.client().get_run(cv_run_id))
+    frames = []
+    for fold_run in runs.fold_runs(cv_run):
+        frames += [runs._artifact_frame(fold_run.info.run_id, "predictions.csv").assign(split="test"),
+                   runs._artifact_frame(fold_run.info.run_id, "val_predictions.csv").assign(split="dev")]
+    pd.concat(frames).to_csv(CACHE / f"{name}.csv.gz", index=False)
+    metrics = runs.run_metrics(cv_run_id)
+    record = {"name": name, "family": CANDIDATES[name][0], "overrides": CANDIDATES[name][1], "cv_run_id": cv_run_id,
+              "folds_sha256": cv_run.folds_sha256,
+              "seconds": round(sum(r.data.metrics.get("fold_seconds", 0) for r in runs.fold_runs(cv_run))),
+              **{k: v for k, v in metrics.items() if k.startswith(("mean_", "std_"))}}
     (CACHE / f"{name}.json").write_text(json.dumps(record, indent=1))
     return record
 
@@ -101,9 +128,14 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    parser.add_argument("--import", dest="imports", nargs="*", default=[], metavar="NAME=CV_RUN_ID",
+                        help="take a candidate from a finished CV run on the same folds")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    for name in args.only or CANDIDATES:
+    for item in args.imports:
+        name, _, run_id = item.partition("=")
+        print(json.dumps(import_run(name, run_id)), flush=True)
+    for name in args.only if args.only is not None else CANDIDATES:
         if not (CACHE / f"{name}.json").is_file():
             print(f"{name} …", flush=True)
             print(json.dumps(run_candidate(name, args.data, args.seed)), flush=True)
