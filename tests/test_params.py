@@ -159,3 +159,25 @@ def test_a_bad_override_is_blamed_on_the_override_not_the_file():
     with pytest.raises(ParamsError, match=r"default\.yaml with -p overrides: lstm.lr must be a number"):
         load_params(ROOT / "params" / "default.yaml", ["lstm.lr=fast"])
     assert load_params(ROOT / "params" / "default.yaml", ["dataset=pum2.v2_b-1"]).dataset_name == "pum2.v2_b-1"
+
+
+def test_new_families_are_checked_before_anything_runs():
+    with pytest.raises(ParamsError, match="cnn.kernel_size and cnn.dilation need one entry per convolution layer"):
+        load_params(None, ["cnn.channels=[64, 64]"])
+    with pytest.raises(ParamsError, match="kmer_lr.k_min"):
+        load_params(None, ["kmer_lr.k_min=5", "kmer_lr.k_max=4"])
+    with pytest.raises(ParamsError, match="kmer_lr.c_grid"):
+        load_params(None, ["kmer_lr.c_grid=[0.1, -1]"])
+    with pytest.raises(ParamsError, match="ensemble.members holds 'ensemble'"):
+        load_params(None, ["ensemble.members=[lstm, ensemble]"])
+
+
+def test_the_ensemble_comes_after_the_models_it_averages():
+    with pytest.raises(ParamsError, match="03_cnn_cv must come before it"):
+        load_params(None, ["notebooks=[01_preprocess, 03_lstm_cv, 03_ensemble_cv, 03_cnn_cv]",
+                           "ensemble.members=[lstm, cnn]"])
+    with pytest.raises(ParamsError, match="at least two model notebooks before it, got 1"):
+        load_params(None, ["notebooks=[01_preprocess, 03_lstm_cv, 03_ensemble_cv]"])
+    best = load_params(ROOT / "params" / "best.yaml")
+    assert best.ensemble.members == ["lstm", "cnn"] and best.notebooks.index("03_ensemble_cv") > 2
+    assert best.lstm.mask_fraction == 0.3 and best.cnn.mask_fraction == 0.2
