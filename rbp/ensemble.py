@@ -26,7 +26,7 @@ from rbp.families import ModelFamily, family_class
 from rbp.params import EnsembleParams, Params, ParamsError
 from rbp.predictor import Predictor
 from rbp.schema import build
-from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of
+from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of, predict
 
 MANIFEST = "ensemble.json"
 EDGE = 1e-12  # probabilities are kept this far from 0 and 1 when the mean is turned back into a logit
@@ -89,8 +89,6 @@ class EnsembleFamily:
     def fit(self, fold: int, train: dict, train_labels: torch.Tensor, dev: dict, dev_labels: torch.Tensor,
             device: torch.device, seed: int) -> tuple[MeanProbability, TrainResult]:
         """The members' fold models combined; its validation figures for the record (nothing is chosen)."""
-        from rbp.train import predict
-
         start = time.perf_counter()
         model = self.combine(fold).to(device)
         logits = torch.from_numpy(predict(model, dev, self.params.eval_batch_size, device, logits=True))
