@@ -75,10 +75,10 @@ def run_candidate(name: str, data: str, seed: int) -> dict:
 def import_run(name: str, cv_run_id: str) -> dict:
     """A candidate already cross-validated on these folds by `rbp run`: its fold predictions (test and
     validation) and figures, read from its MLflow CV run instead of training it again."""
+    import mlflow
+
     from rbp import runs
     from rbp.tracking import tracking_uri
-
-    import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
     cv_run = runs._cv_run(runs.client().get_run(cv_run_id))

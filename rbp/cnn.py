@@ -115,6 +115,10 @@ class CNNFamily:
         for first in range(0, n_windows, SCAN_CHUNK):
             count = min(SCAN_CHUNK, n_windows - first)
             part = sequence[first:first + count + window - 1]
+            if window < model.receptive_field:  # a window narrower than a filter is scored as padded alone
+                windows = [part[i:i + window] for i in range(count)]
+                out.append(model(**_to(self.encode(windows), model)).float().cpu().numpy())
+                continue
             ids = _to(self.encode([part]), model)["input_ids"]
             out.append(model.window_logits(ids, window).float().cpu().numpy())
         return np.concatenate(out)

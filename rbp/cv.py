@@ -2,9 +2,9 @@
 
 For each fold: train on `train`, select the epoch on `dev`, then evaluate the test fold once with
 the best-on-validation weights. A fitted family (the k-mer regression, the ensemble) makes the
-fold's model itself from `train`, choosing on `dev` alone. With `selection: final` (DNABERT's own protocol) a fold trains on
-`train` and `dev` together and its final epoch is evaluated. Callbacks let a tracking layer log as
-the folds go.
+fold's model itself from `train`, choosing on `dev` alone. With `selection: final` (DNABERT's own
+protocol) a fold trains on `train` and `dev` together and its final epoch is evaluated. Callbacks
+let a tracking layer log as the folds go.
 """
 
 from __future__ import annotations

@@ -54,6 +54,15 @@ def test_one_pass_scan_equals_scoring_each_window(family):
     np.testing.assert_allclose(scanned, one_by_one, atol=1e-5)
 
 
+def test_windows_narrower_than_the_filters_scan_as_they_score(family):
+    torch.manual_seed(4)
+    model = family.build().eval()
+    sequence, window = _sequence(60), 9  # the receptive field is 11 nt
+    windows = [sequence[s:s + window] for s in range(len(sequence) - window + 1)]
+    np.testing.assert_allclose(family.window_logits(model, sequence, window),
+                               predict(model, family.encode(windows), logits=True), atol=1e-5)
+
+
 def test_the_scan_is_the_same_across_chunks(family, monkeypatch):
     torch.manual_seed(2)
     model = family.build().eval()
