@@ -8,6 +8,7 @@ data. No MLflow here: `rbp.tracking.log_interpretation` logs the result.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,15 +53,21 @@ class Interpretation:
 
 
 def describe_summary(row: dict) -> str:
-    """One sentence of an `Interpretation.summary()` row: the top motif, and which motif matches a
-    known one (for the terminal and the notebook)."""
-    line = (f"{row['model']}: top motif {row['top_motif'] or 'none'} (seqlets in {row['top_motif_share'] or 0:.0%} "
+    """One sentence of an `Interpretation.summary()` row, as given or read back from its CSV (where a
+    model without motifs has empty cells): the top motif, and which motif matches a known one (for
+    the terminal and the notebook)."""
+    def given(key: str):
+        value = row.get(key)
+        return None if value is None or value == "" or (isinstance(value, float) and math.isnan(value)) else value
+
+    share = float(given("top_motif_share") or 0)
+    line = (f"{row['model']}: top motif {given('top_motif') or 'none'} (seqlets in {share:.0%} "
             f"of {row['sequences']} sites explained)")
-    if row.get("top_motif_match"):
-        return line + f", matches {row['top_motif_match']} (similarity {row['top_motif_similarity']:.2f})"
-    if row.get("best_known_match"):
+    if given("top_motif_match"):
+        return line + f", matches {row['top_motif_match']} (similarity {float(row['top_motif_similarity']):.2f})"
+    if given("best_known_match"):
         return line + (f"; {row['best_matching_motif']} matches {row['best_known_match']} "
-                       f"(similarity {row['best_similarity']:.2f})")
+                       f"(similarity {float(row['best_similarity']):.2f})")
     return line
 
 

@@ -140,7 +140,7 @@ class DNABERTParams(TrainParams):
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     log_checkpoints: bool | None = None  # log each fold's best model; null = when it is under 50 MB
-    max_epochs: int = 3  # its validation AUC levels off by epoch 2-3 at CPU size; paper.yaml: 5
+    max_epochs: int = 2  # its validation AUC levels off by epoch 2 at CPU size; paper.yaml: 5
     patience: int = 5
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adamw"
     lr: float = 2e-4
@@ -184,7 +184,7 @@ class PredictParams:
 
 @dataclass
 class InterpretParams:
-    sequences: int = 80  # confident binding sites explained per model (out of fold)
+    sequences: int = 60  # confident binding sites explained per model (out of fold)
     method: Literal["ism", "ig", "attention"] = "ism"  # ism: in-silico mutagenesis | ig: Integrated Gradients
     known_motifs: list[str] = field(default_factory=list)  # IUPAC, e.g. [UGUAHAUA]; [] on synthetic data: its own
     max_motifs: int = 5  # discovered motifs kept per model

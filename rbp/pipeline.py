@@ -160,7 +160,7 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
         echo(f"  report: {report}")
         _announce_verdict(output.parent / VERDICT_FILE, report, run_id, echo)
     if name == "07_interpret" and (output.parent / "interpret_summary.csv").is_file():
-        for row in pd.read_csv(output.parent / "interpret_summary.csv", keep_default_na=False).to_dict("records"):
+        for row in pd.read_csv(output.parent / "interpret_summary.csv").to_dict("records"):
             echo(textwrap.fill(describe_summary(row), 100, initial_indent="  ", subsequent_indent="    "))
     if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
         for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():

@@ -39,3 +39,27 @@ def test_the_summary_says_whether_the_top_motif_itself_matches():
     assert summary["top_motif_similarity"] > 0.9 and summary["method"] == "in-silico mutagenesis"
     none = Interpretation("LSTM", "ism", table, np.zeros((1, 12)), np.zeros((1, 12, 4)), [], match_table([], []), 1.0)
     assert none.summary()["top_motif"] == "" and none.summary()["best_known_match"] == ""
+
+
+def test_the_summary_sentence_reads_back_from_its_csv_with_a_model_without_motifs(tmp_path):
+    """The driver prints 07's summary from interpret_summary.csv, where a model that found no motif has
+    empty cells: every row must still read as a sentence."""
+    import pandas as pd
+
+    from rbp.interpret import describe_summary
+
+    rows = [{"model": "DNABERT (scratch)", "method": "in-silico mutagenesis", "sequences": 80, "motifs": 0,
+             "top_motif": "", "top_motif_share": float("nan"), "top_motif_match": "",
+             "top_motif_similarity": float("nan"), "best_matching_motif": "", "best_known_match": "",
+             "best_similarity": float("nan"), "seconds": 25.8},
+            {"model": "LSTM", "method": "in-silico mutagenesis", "sequences": 80, "motifs": 1,
+             "top_motif": "UGUACAUA", "top_motif_share": 0.15, "top_motif_match": "UGUAHAUA",
+             "top_motif_similarity": 0.94, "best_matching_motif": "motif 1 (UGUACAUA)",
+             "best_known_match": "UGUAHAUA", "best_similarity": 0.94, "seconds": 12.6}]
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    read = pd.read_csv(tmp_path / "summary.csv").to_dict("records")
+    sentences = [describe_summary(row) for row in read]
+    assert sentences[0] == "DNABERT (scratch): top motif none (seqlets in 0% of 80 sites explained)"
+    assert sentences[1] == ("LSTM: top motif UGUACAUA (seqlets in 15% of 80 sites explained), matches UGUAHAUA "
+                            "(similarity 0.94)")
+    assert [describe_summary(row) for row in rows] == sentences
