@@ -109,7 +109,7 @@ def explain(predictor, table: pd.DataFrame, method: str = "ism", progress: bool 
                       progress)
             hypothetical[rows], scores[rows] = hyp, contributions(hyp, part)
             continue
-        model = predictor.models[predictor.folds.index(int(fold))]
+        model = predictor.fold_models(int(fold))[0]
         if method == "ig":
             scores[rows] = integrated_gradients(predictor.family, model, part)
         else:

@@ -125,7 +125,7 @@ class KmerLRFamily:
     def load(self, directory: str | Path) -> SpectrumLogistic:
         """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
         model, saved, path = load_checkpoint(self, directory, SpectrumLogistic)
-        expected = kmer_spectrum(["A"], self.params.k_min, self.params.k_max).shape[1]
+        expected = sum(4**k for k in range(self.params.k_min, self.params.k_max + 1))
         if saved["config"]["n_features"] != expected:
             raise RbpError(f"{path}: {saved['config']['n_features']} k-mer features, but k = {self.params.k_min}"
                            f" to {self.params.k_max} gives {expected}")

@@ -76,13 +76,19 @@ class Predictor:
         self.models = [m.to(self.device).eval() for m in self.models]
         return self
 
+    def fold_models(self, fold: int | None = None) -> list[torch.nn.Module]:
+        """Every fold model, or the one of `fold` (as numbered in training)."""
+        if fold is None:
+            return self.models
+        if fold not in self.folds:
+            raise RbpError(f"fold {fold}: this model holds folds {', '.join(map(str, self.folds))}")
+        return [self.models[self.folds.index(fold)]]
+
     def probabilities(self, sequences: Sequence[str], fold: int | None = None, logits: bool = False) -> np.ndarray:
         """P(binding site) of each sequence as it is (upper-case DNA): the mean over the fold models,
         or one fold model's (`fold`, as numbered in training). `logits`: the binding logit instead
         (what attributions read)."""
-        if fold is not None and fold not in self.folds:
-            raise RbpError(f"fold {fold}: this model holds folds {', '.join(map(str, self.folds))}")
-        models = self.models if fold is None else [self.models[self.folds.index(fold)]]
+        models = self.fold_models(fold)
         out = []
         for begin in range(0, len(sequences), self.batch_size):
             inputs = self.family.encode(list(sequences[begin:begin + self.batch_size]))
@@ -100,7 +106,7 @@ class Predictor:
 
         starts = window_starts(len(sequence), self.window, stride)
         if hasattr(self.family, "window_logits"):  # fully convolutional: every window in one pass
-            models = self.models if fold is None else [self.models[self.folds.index(fold)]]
+            models = self.fold_models(fold)
             with torch.inference_mode():
                 every = np.mean([expit(self.family.window_logits(m, sequence, self.window))
                                  for m in models], axis=0)
