@@ -148,11 +148,17 @@ def _predictions(table: pd.DataFrame, probabilities, fold: int) -> pd.DataFrame:
 
 
 def cross_validate(family: ModelFamily, folds: Folds, cfg: TrainParams, device: torch.device, seed: int,
-                   callbacks: Callbacks | list[Callbacks] | None = None, progress: bool = True) -> list[FoldResult]:
+                   callbacks: Callbacks | list[Callbacks] | None = None, progress: bool = True,
+                   only: list[int] | None = None, kept: list[FoldResult] = ()) -> list[FoldResult]:
+    """Run the folds in `only` (default: every fold) and return their results with those in `kept`
+    (folds a resumed run had finished), in fold order. Each fold is seeded alike, so a fold run alone
+    trains as it would among the others."""
     callbacks = _callbacks(callbacks)
-    encoded = family.encode(folds.sequences.sequence)  # once: every fold slices the same tensors
-    return [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
-            for fold in folds.fold_numbers]
+    todo = list(folds.fold_numbers if only is None else only)
+    encoded = family.encode(folds.sequences.sequence) if todo else None  # once: every fold slices the same tensors
+    results = list(kept) + [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
+                            for fold in todo]
+    return sorted(results, key=lambda r: r.fold)
 
 
 def fold_table(results: list[FoldResult]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from rbp import progress, tracking
+from rbp import progress, resume, tracking
 from rbp.compare import VERDICT_FILE
 from rbp.config import new_run_name, project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
@@ -31,7 +31,9 @@ from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
 from rbp.interpret import describe_summary
-from rbp.params import Params, load_params
+from rbp.params import Params, from_dict, load_params
+from rbp.resume import STEP_TAG
+from rbp.runs import find_pipeline_run
 from rbp.train import resolve_device
 
 
@@ -67,7 +69,7 @@ def check_inputs(params: Params):
     return data
 
 
-def _claim_run_dir(folder: Path, name: str) -> Path:
+def claim_run_dir(folder: Path, name: str) -> Path:
     """Create `folder/name`, or `name-2`, `name-3`, ... when a run started in the same second owns
     it; mkdir is atomic, so two pipelines never share an output folder."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,8 +138,9 @@ def _progress(output: Path, echo):
         path.unlink(missing_ok=True)
 
 
-def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
-    """Run one notebook with papermill and log it to the pipeline run, also when it fails."""
+def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, echo) -> float:
+    """Run one notebook with papermill and log it to run `run_id` (when given), also when it fails;
+    returns the seconds it took."""
     start = time.perf_counter()
     echo(f"  {output.stem}: running")
     try:
@@ -146,15 +149,17 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
                                        kernel_name="python3", cwd=str(project_root()), progress_bar=False,
                                        extra_arguments=KERNEL_ARGUMENTS)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
-        if output.exists():
-            mlflow.log_artifact(str(output), "notebooks")
+        if output.exists() and run_id:
+            mlflow.MlflowClient().log_artifact(run_id, str(output), "notebooks")
         echo(f"  {output.stem}: failed after {time.perf_counter() - start:.0f} s")
         if isinstance(exc, PapermillExecutionError):
             raise _failure(output.stem, exc, output) from None
         raise PipelineError(f"notebook {output.stem} stopped: {type(exc).__name__}: {exc} "
                             f"(executed notebook: {output})") from None
-    mlflow.log_artifact(str(output), "notebooks")
-    echo(f"  {output.stem}: done in {time.perf_counter() - start:.0f} s -> {output}")
+    if run_id:
+        mlflow.MlflowClient().log_artifact(run_id, str(output), "notebooks")
+    seconds = time.perf_counter() - start
+    echo(f"  {output.stem}: done in {seconds:.0f} s -> {output}")
     if name == "04_compare":
         report = log_report(output, run_id)
         echo(f"  report: {report}")
@@ -165,6 +170,7 @@ def _execute(name: str, output: Path, values: dict, run_id: str, echo) -> None:
     if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
         for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():
             echo(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="    "))
+    return seconds
 
 
 def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
@@ -233,7 +239,7 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
     dataset = params.dataset_name
     experiment_id = tracking.use_experiment(dataset)
     tracking.close_stale_runs(echo)
-    run_dir = _claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
+    run_dir = claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
     run_name = run_dir.name
     tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",
                                synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
@@ -243,27 +249,89 @@ def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | N
     with tracking.run(run_name, tags=tags) as active:
         run_id = active.info.run_id
         echo(f"pipeline run {run_name} ({run_id}) in experiment '{dataset}'; outputs in {run_dir}")
-        mlflow.log_params(params.flat())
-        mlflow.log_text(yaml.safe_dump(params.to_dict(), sort_keys=False), "params.yaml")
-        mlflow.log_metrics({"n_sequences": len(data.table),
-                            "n_positives": int(data.table.label.sum()),
-                            "n_negatives": int((data.table.label == 0).sum())})
-        run_values = {"parent_run_id": run_id, "run_dir": str(run_dir),
-                      "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
-        try:
-            for name in params.notebooks:
-                if reason := skip_reason(name, params):
-                    echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ",
-                                       subsequent_indent="    "))
-                    continue
-                # A length sweep runs each model notebook once per length, on the same folds.
-                lengths = params.sweep.lengths if name in NOTEBOOK_FAMILY and params.sweep.lengths else [None]
-                for length in lengths:
-                    window = {"length": length} if length else {}
-                    output = run_dir / (f"{name}-{length}nt.ipynb" if length else f"{name}.ipynb")
-                    values = notebook_parameters(name, params, **run_values, **window)
-                    _execute(name, output, values, run_id, echo)
-        except BaseException as exc:
-            tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            raise
+        log_run_params(run_id, params, data)
+        run_steps(params, run_id, run_dir, echo)
+    return PipelineResult(run_id, run_name, run_dir, experiment_id)
+
+
+def log_run_params(run_id: str, params: Params, data) -> None:
+    """What a pipeline run is run with: its params (also as params.yaml, which `--resume` reads) and counts."""
+    from mlflow.entities import Metric, Param
+
+    client, now = mlflow.MlflowClient(), int(time.time() * 1000)
+    counts = {"n_sequences": len(data.table), "n_positives": int(data.table.label.sum()),
+              "n_negatives": int((data.table.label == 0).sum())}
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in counts.items()])
+    logged = [Param(key, str(value)) for key, value in params.flat().items()]
+    for start in range(0, len(logged), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=logged[start:start + 100])
+    client.log_text(run_id, yaml.safe_dump(params.to_dict(), sort_keys=False), "params.yaml")
+
+
+def run_values(params: Params, run_id: str, run_dir: Path) -> dict:
+    """What every notebook of a pipeline run is told besides the params: the run, its folder, its folds."""
+    return {"parent_run_id": run_id, "run_dir": str(run_dir),
+            "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
+
+
+def steps(params: Params) -> list[tuple[str, Path | str, dict]]:
+    """The pipeline's notebooks in order: (notebook, output name, extra values); a length sweep runs
+    each model notebook once per length, on the same folds."""
+    planned = []
+    for name in params.notebooks:
+        lengths = params.sweep.lengths if name in NOTEBOOK_FAMILY and params.sweep.lengths else [None]
+        for length in lengths:
+            planned.append((name, f"{name}-{length}nt" if length else name, {"length": length} if length else {}))
+    return planned
+
+
+def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] = frozenset()) -> None:
+    """Execute the pipeline's notebooks into `run_dir`, leaving out those in `done` (a resumed run's
+    finished steps); each finished step is tagged on the pipeline run. If one fails or is stopped, the
+    runs it left open are ended FAILED (KILLED on Ctrl-C or `kill`)."""
+    values = run_values(params, run_id, run_dir)
+    try:
+        for name, stem, window in steps(params):
+            if reason := skip_reason(name, params):
+                echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ", subsequent_indent="    "))
+                continue
+            if stem in done:
+                echo(f"  {stem}: finished before, kept")
+                continue
+            seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
+                                       notebook_parameters(name, params, **values, **window), run_id, echo)
+            mlflow.MlflowClient().set_tag(run_id, f"{STEP_TAG}{stem}", f"done in {seconds:.0f} s")
+    except BaseException as exc:
+        tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def resume_pipeline(name_or_id: str, echo=print) -> PipelineResult:
+    """Reopen a pipeline run that was killed or failed and run only what is missing: its finished
+    steps are kept, and in a model step its finished folds (see `rbp.tracking.CVLogger`)."""
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    previous = find_pipeline_run(name_or_id, "--resume")
+    run_id, run_name = previous.info.run_id, previous.info.run_name
+    params = from_dict(resume.logged_params(previous), f"params of pipeline run {run_name}")
+    data = check_inputs(params)
+    if data.data_sha256 != previous.data.tags.get("data_sha256"):
+        raise PipelineError(f"--resume: the data of pipeline run {run_name} changed since it ran (data_sha256 "
+                            f"{previous.data.tags.get('data_sha256', '?')[:12]}, now {data.data_sha256[:12]}): "
+                            "start a new run")
+    experiment_id = tracking.use_experiment(params.dataset_name)
+    tracking.close_stale_runs(echo)  # what the killed process left RUNNING is KILLED now
+    run_dir = resolve(params.output_dir) / run_name
+    done = resume.steps_done(mlflow.MlflowClient().get_run(run_id))
+    if not (run_dir / "folds" / "manifest.json").is_file():
+        done.discard("01_preprocess")  # the folds' files are gone: made again (the same folds, from the seed)
+    todo = [stem for name, stem, _ in steps(params) if stem not in done and not skip_reason(name, params)]
+    if not todo:
+        echo(f"pipeline run {run_name} ({run_id}) finished every step: nothing to resume")
+        return PipelineResult(run_id, run_name, run_dir, experiment_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tags = {**tracking.process_tags(), resume.RESUMED: str(resume.times_resumed(previous) + 1)}
+    with tracking.run(run_name, run_id=run_id, tags=tags):
+        echo(f"resuming pipeline run {run_name} ({run_id}) in experiment '{params.dataset_name}': "
+             f"{', '.join(todo)} to run; outputs in {run_dir}")
+        run_steps(params, run_id, run_dir, echo, done)
     return PipelineResult(run_id, run_name, run_dir, experiment_id)

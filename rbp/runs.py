@@ -16,7 +16,7 @@ from rbp.errors import RbpError
 from rbp.families import FAMILIES
 from rbp.metrics import TEST_METRICS
 
-NOT_MODELS = {"pipeline", "data", "predict"}  # model_family tags of runs that train no model
+NOT_MODELS = {"pipeline", "data", "predict", "leaderboard"}  # model_family tags of runs that train no model
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,34 @@ def latest_pipeline_run(experiment: str) -> str:
         raise RbpError(f"MLflow experiment {experiment!r} has no pipeline run (tag model_family = "
                        "pipeline): run `rbp run` first, or pass compare_cv_run_ids")
     return runs[0].info.run_id
+
+
+def find_pipeline_run(entry: str, what: str):
+    """The pipeline run whose id or run name is `entry`; `what` (the parameter it came from) heads
+    the error when there is none, or several share the name."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client().get_run(entry)
+    except MlflowException:  # not a run id: a run name
+        run = None
+    if run is not None:
+        family = run.data.tags.get("model_family", "none")
+        if family != "pipeline":
+            raise RbpError(f"{what}: run {run.info.run_name} ({entry}) is not a pipeline run "
+                           f"(model_family tag: {family}); give a pipeline run")
+        return run
+    pipelines = _search([e.experiment_id for e in client().search_experiments()], "tags.model_family = 'pipeline'",
+                        order_by=["attributes.start_time DESC"])
+    named = [run for run in pipelines if run.info.run_name == entry]
+    if len(named) > 1:
+        raise RbpError(f"{what}: {len(named)} pipeline runs are named {entry!r} "
+                       f"({', '.join(run.info.run_id for run in named)}): give the id of the one you mean")
+    if not named:
+        latest = ", ".join(run.info.run_name for run in pipelines[:5]) or "none"
+        raise RbpError(f"{what}: {entry!r} is neither the id nor the name of a pipeline run in "
+                       f"{client().tracking_uri} (the latest pipeline runs: {latest})")
+    return named[0]
 
 
 def _cv_run(run) -> CVRun:
@@ -205,8 +233,15 @@ def _artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
 
 
 def fold_runs(cv_run: CVRun) -> list:
-    runs = _search([cv_run.experiment_id], f"tags.mlflow.parentRunId = '{cv_run.run_id}'")
-    return sorted((run for run in runs if "fold" in run.data.tags), key=lambda r: int(r.data.tags["fold"]))
+    """The FINISHED fold runs of a CV run, one per fold (the latest: a resumed run may have redone a
+    fold whose first run was killed), in fold order."""
+    runs = _search([cv_run.experiment_id], f"tags.mlflow.parentRunId = '{cv_run.run_id}'",
+                   order_by=["attributes.start_time DESC"])
+    latest = {}
+    for run in runs:
+        if "fold" in run.data.tags and run.info.status == "FINISHED":
+            latest.setdefault(int(run.data.tags["fold"]), run)
+    return [latest[fold] for fold in sorted(latest)]
 
 
 FOLD_COLUMNS = ["fold", "best_epoch", "best_val_auc", *TEST_METRICS]

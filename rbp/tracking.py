@@ -19,13 +19,17 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from rbp.config import project_root
+from rbp.errors import RbpError
 
 
 def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` if the user set one (a team server), else the project's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
-    )
+    """`MLFLOW_TRACKING_URI` if the user set one (a tracking server), else the project's sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or project_store()
+
+
+def project_store() -> str:
+    """The project's own store: `mlruns/mlflow.db` under the project root."""
+    return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -186,11 +190,12 @@ def close_descendants(run_id: str, status: str = "FAILED") -> list[str]:
     return closed
 
 
-def log_dataset(folds, name: str) -> None:
-    """The folds' sequences as the active run's dataset input: the UI's Dataset column shows the name
-    and the start of the data sha256 as its digest (MLflow keeps 36 characters at most); the source
-    names the FASTA files."""
+def log_dataset(folds, name: str, run_id: str | None = None) -> None:
+    """The folds' sequences as a dataset input of run `run_id` (default: the active run): the UI's
+    Dataset column shows the name and the start of the data sha256 as its digest (MLflow keeps 36
+    characters at most); the source names the FASTA files."""
     import mlflow.data
+    from mlflow.tracking.fluent import _create_dataset_input
 
     manifest = folds.manifest
     sources = " + ".join(item["path"] for item in manifest.get("inputs", {}).values()) or str(folds.dir)
@@ -198,7 +203,8 @@ def log_dataset(folds, name: str) -> None:
         warnings.simplefilter("ignore", UserWarning)
         dataset = mlflow.data.from_pandas(folds.sequences[["id", "sequence", "label"]], source=sources,
                                           targets="label", name=name, digest=manifest["data_sha256"][:12])
-        mlflow.log_input(dataset, context="training")
+        MlflowClient().log_inputs(run_id or mlflow.active_run().info.run_id,
+                                  datasets=[_create_dataset_input(dataset, "training", None)])
 
 
 def log_frame(frame, artifact_file: str) -> None:
@@ -216,18 +222,31 @@ def _finite(figures: dict) -> dict:
 class CVLogger:
     """Logs a cross-validation to MLflow: a CV run, and under it a child run per fold.
 
-    Use as the callbacks of `rbp.cv.cross_validate` inside `with CVLogger(...) as logger:`.
-    Fold runs get per-epoch `train_loss`, `val_loss`, `val_auc` (step = epoch), the test metrics,
-    `predictions.csv` and, with `log_checkpoints`, the best model under `checkpoint/`. The CV run
-    gets `mean_*`/`std_*`, `fold_metrics.csv` and the pooled `oof_predictions.csv`.
+    Use as the callbacks of `rbp.cv.cross_validate` inside `with CVLogger(...) as logger:`, passing
+    it `only=logger.pending, kept=logger.kept`. Fold runs get per-epoch `train_loss`, `val_loss`,
+    `val_auc` (step = epoch), the test metrics, `predictions.csv` and, with `log_checkpoints`, the
+    best model under `checkpoint/`. The CV run gets `mean_*`/`std_*`, `fold_metrics.csv` and the
+    pooled `oof_predictions.csv`.
+
+    Under a pipeline run, a CV run of the same name that is not FINISHED (killed, failed, or opened
+    for fold jobs) is reopened: its finished folds are kept (`kept`) and only the others are trained
+    (`pending`). With `fold`, this is a fold job: it trains that fold alone into the pipeline's CV run
+    and leaves the CV run open; the run of the same notebook without `fold` gathers the folds later.
     """
 
     def __init__(self, family, folds, cfg, params, parent_run_id: str | None = None,
-                 log_checkpoints: bool = True, device: str = "cpu", register: bool = True):
+                 log_checkpoints: bool = True, device: str = "cpu", register: bool = True, fold: int | None = None):
+        from rbp.resume import cv_run_name
+
         self.family, self.folds, self.cfg = family, folds, cfg
-        self.log_checkpoints = log_checkpoints
+        if fold is not None and (parent_run_id is None or fold not in folds.fold_numbers):
+            raise RbpError(f"fold: {fold} is not a fold of these folds ({', '.join(map(str, folds.fold_numbers))})"
+                           if parent_run_id else "fold: a fold job trains into a pipeline run's CV run; give "
+                           "parent_run_id (the workflow does)")
+        self.fold = fold
+        self.log_checkpoints = log_checkpoints or fold is not None  # the gather step rebuilds models from them
         length = folds.length
-        self.run_name = f"{family.name}_cv" + (f"-{length}nt" if length else "")
+        self.run_name = cv_run_name(family.name, length)
         self.parent_run_id = parent_run_id
         manifest = folds.manifest
         self.tags = house_tags(
@@ -242,30 +261,85 @@ class CVLogger:
         self.run_params = params
         self.register = register
         self.model_uri, self.model_version = None, None
-        self.results = []
-        self.cv_run = None
+        self.results, self.kept, self.pending = [], [], list(folds.fold_numbers)
+        self.cv_run_id = self._fold_run_id = None
+        self._context = None
+
+    def open(self) -> str:
+        """The pipeline's CV run of this model, created open (RUNNING) for fold jobs if there is none;
+        returns its id. Without a process's tags: no later start takes it for a run left by a dead one."""
+        from mlflow.entities import Param
+
+        from rbp.resume import find_cv_run
+
+        with FileLock(Path(self.folds.dir) / f".{self.run_name}.lock"):  # fold jobs started side by side
+            found = find_cv_run(self.parent_run_id, self.run_name)
+            if found is not None and found.info.status != "FINISHED":
+                return found.info.run_id
+            client = MlflowClient()
+            parent = client.get_run(self.parent_run_id)
+            tags = {key: value for key, value in self.tags.items() if key not in process_tags()}
+            created = client.create_run(parent.info.experiment_id, run_name=self.run_name,
+                                        tags={**tags, "mlflow.parentRunId": self.parent_run_id})
+            run_id = created.info.run_id
+            client.log_batch(run_id, params=[Param(key, str(value)) for key, value in self.params.items()])
+            log_dataset(self.folds, self.dataset_name, run_id)
+            return run_id
 
     def __enter__(self):
-        self._context = run(self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
-        self.cv_run = self._context.__enter__()
-        mlflow.log_params(self.params)
-        log_dataset(self.folds, self.dataset_name)
+        from rbp import resume
+        from rbp.resume import KEPT_FOLDS, RESUMED, times_resumed
+
+        found = resume.find_cv_run(self.parent_run_id, self.run_name) if self.parent_run_id else None
+        if found is not None and found.info.status == "FINISHED" and self.fold is None:
+            found = None  # a finished CV run is a result: running the notebook again makes a new one
+        if found is not None and found.data.tags.get("folds_sha256") != self.tags["folds_sha256"]:
+            raise RbpError(f"CV run {self.run_name} ({found.info.run_id}) of pipeline run {self.parent_run_id} was "
+                           "made on other folds: it cannot be resumed on these")
+        if self.fold is not None:  # a fold job: the CV run stays open for the other folds and the gather step
+            self.cv_run_id = found.info.run_id if found else self.open()
+        else:
+            tags = self.tags if found is None else {**process_tags(), RESUMED: str(times_resumed(found) + 1)}
+            self._context = run(self.run_name, parent_run_id=self.parent_run_id,
+                                run_id=found.info.run_id if found else None, tags=tags)
+            self.cv_run_id = self._context.__enter__().info.run_id
+            if found is None:
+                mlflow.log_params(self.params)
+                log_dataset(self.folds, self.dataset_name)
+        wanted = self.folds.fold_numbers if self.fold is None else [self.fold]
+        if found is not None:  # a fold job loads its own fold only, if it is done
+            self.kept = list(resume.finished_folds(found, self.family, wanted).values())
+            if self.kept and self.fold is None:
+                mlflow.set_tag(KEPT_FOLDS, ",".join(str(r.fold) for r in self.kept))
+        done = {result.fold for result in self.kept}
+        self.pending = [fold for fold in wanted if fold not in done]
+        self.results = list(self.kept)
         return self
 
     def __exit__(self, *exc):
         broken = "KILLED" if exc[0] and issubclass(exc[0], KeyboardInterrupt) else "FAILED"
-        while mlflow.active_run() and mlflow.active_run().info.run_id != self.cv_run.info.run_id:
+        while mlflow.active_run() and mlflow.active_run().info.run_id != self.cv_run_id:
             mlflow.end_run(broken if exc[0] else "FINISHED")  # a fold that broke off, like its parents
+        if self._context is None:  # a fold job leaves the CV run open
+            return False
         if exc[0] is None and self.results:
             self._log_summary()
         return self._context.__exit__(*exc)
 
     @property
     def run_id(self) -> str:
-        return self.cv_run.info.run_id
+        return self.cv_run_id
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        """A figure of the whole CV on the CV run; a fold job's goes to its fold run."""
+        target = self.cv_run_id if self.fold is None else self._fold_run_id
+        if target:
+            MlflowClient().log_figure(target, figure, artifact_file)
 
     def fold_started(self, fold: int) -> None:
-        mlflow.start_run(run_name=f"fold-{fold}", nested=True, tags={**self.tags, "fold": str(fold)})
+        active = mlflow.start_run(run_name=f"fold-{fold}", parent_run_id=self.cv_run_id, nested=True,
+                                  tags={**self.tags, "fold": str(fold)})
+        self._fold_run_id = active.info.run_id
         mlflow.log_params(self.params)
 
     def epoch_ended(self, fold: int, log) -> None:
@@ -288,6 +362,7 @@ class CVLogger:
                 mlflow.log_artifacts(tmp, "checkpoint")
         mlflow.end_run("FINISHED")
         self.results.append(result)
+        self.results.sort(key=lambda r: r.fold)
 
     def _log_summary(self) -> None:
         from rbp.cv import fold_table, pooled_predictions, summary

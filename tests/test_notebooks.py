@@ -9,7 +9,7 @@ from rbp.params import Params
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-RUN_VALUES = {"parent_run_id", "run_dir", "folds_dir"}
+RUN_VALUES = {"parent_run_id", "run_dir", "folds_dir", "fold"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -33,7 +33,7 @@ def test_parameter_defaults_are_the_default_params(path):
         if name in defaults:
             assert value == defaults[name], f"{path.name}: {name} = {value!r}, params say {defaults[name]!r}"
         else:
-            assert name in RUN_VALUES or name.startswith(("compare_", "sweep_", "interpret_")), \
+            assert name in RUN_VALUES or name.startswith(("compare_", "sweep_", "interpret_", "leaderboard_")), \
                 f"{path.name}: stray {name}"
 
 

@@ -360,7 +360,7 @@ def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, mo
         client.create_run(experiment, tags={"mlflow.parentRunId": cv.info.run_id, "mlflow.runName": "fold-1"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rbp.pipeline, "_execute", killed)
+    monkeypatch.setattr(rbp.pipeline, "execute_notebook", killed)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "output_dir": str(tmp_path / "out")},
                      echo=lambda *a: None)
@@ -383,9 +383,9 @@ def test_failure_message_without_an_error_value_names_the_last_traceback_line():
 
 
 def test_run_folders_are_claimed_once(tmp_path):
-    from rbp.pipeline import _claim_run_dir
+    from rbp.pipeline import claim_run_dir
 
-    first, second = _claim_run_dir(tmp_path, "pum2-x"), _claim_run_dir(tmp_path, "pum2-x")
+    first, second = claim_run_dir(tmp_path, "pum2-x"), claim_run_dir(tmp_path, "pum2-x")
     assert (first.name, second.name) == ("pum2-x", "pum2-x-2") and second.is_dir()
 
 
