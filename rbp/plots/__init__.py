@@ -2,7 +2,8 @@
 
 Each function returns a Figure to show or log: `data` (what the sequences look like), `training`
 (learning curves), `compare` (the model comparison), `sweep` (metric against window length),
-`predict` (a transcript's binding profile) and `interpret` (attribution and motif logos).
+`predict` (a transcript's binding profile), `interpret` (attribution and motif logos) and
+`leaderboard` (test ROC AUC across data sets).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def show(figures: dict | list) -> None:
 from rbp.plots.compare import comparison_figures  # noqa: E402
 from rbp.plots.data import class_balance, length_distribution, motif_occurrence  # noqa: E402
 from rbp.plots.interpret import attribution_logos, motif_logos  # noqa: E402
+from rbp.plots.leaderboard import leaderboard  # noqa: E402
 from rbp.plots.predict import profile_figure  # noqa: E402
 from rbp.plots.sweep import plot_sweep  # noqa: E402
 from rbp.plots.training import learning_curves  # noqa: E402
 
-__all__ = ["attribution_logos", "class_balance", "comparison_figures", "learning_curves", "length_distribution",
-           "motif_logos", "motif_occurrence", "plot_sweep", "profile_figure", "show"]
+__all__ = ["attribution_logos", "class_balance", "comparison_figures", "leaderboard", "learning_curves",
+           "length_distribution", "motif_logos", "motif_occurrence", "plot_sweep", "profile_figure", "show"]
