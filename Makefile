@@ -9,8 +9,9 @@ PARAMS ?= params/default.yaml
 ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 5000
+CORES ?= 2
 
-.PHONY: help install run test test-quick ui lab lint bench clean
+.PHONY: help install run test test-quick ui server workflow lab lint bench clean
 
 help: ## list the targets
 	@echo "rbp: RNA-protein binding site prediction (DNABERT vs biLSTM), tracked in MLflow"
@@ -24,7 +25,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -f $(VENV)/pyvenv.cfg || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,workflow]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "rbp (.venv)" > /dev/null
 	touch $@
 
@@ -41,6 +42,13 @@ test-quick: $(VENV)/.installed ## the tests not marked slow (no papermill, no su
 
 ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's store (mlruns/)
 	$(BIN)/rbp ui --port $(PORT)
+
+server: $(VENV)/.installed ## MLflow tracking server on 127.0.0.1:$(PORT) over the project's store, for jobs side by side
+	$(BIN)/rbp server --port $(PORT)
+
+workflow: $(VENV)/.installed ## the Snakemake workflow of workflow/config.yaml on $(CORES) cores (start `make server` first)
+	@test -n "$$MLFLOW_TRACKING_URI" || echo "note: MLFLOW_TRACKING_URI is unset: the jobs write to mlruns/mlflow.db themselves; for jobs side by side start make server and export MLFLOW_TRACKING_URI=http://127.0.0.1:$(PORT)"
+	$(BIN)/snakemake --cores $(CORES)
 
 lab: $(VENV)/.installed ## JupyterLab on the project, opened at notebooks/, kernel "rbp (.venv)"
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \

@@ -12,13 +12,19 @@ from rbp.errors import RbpError
 
 
 def _run(args) -> int:
-    from rbp.pipeline import run_pipeline
+    from rbp.pipeline import resume_pipeline, run_pipeline
     from rbp.tracking import tracking_uri
 
-    result = run_pipeline(args.params, args.set)
+    if args.resume and (args.params or args.set):
+        raise RbpError("--resume reruns a pipeline run with the params it was started with: leave out --params "
+                       "and -p")
+    result = resume_pipeline(args.resume) if args.resume else run_pipeline(args.params or DEFAULT_PARAMS, args.set)
     print(f"finished: {result.run_name}\n  outputs: {result.run_dir}\n  tracking: {tracking_uri()}"
           f"\n  browse: make ui, then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs?{UI_VIEW}")
     return 0
+
+
+DEFAULT_PARAMS = "params/default.yaml"
 
 
 def _predict(args) -> int:
@@ -34,6 +40,9 @@ def _ui(args) -> int:
     from rbp.tracking import artifact_root, tracking_uri
 
     uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+        print(f"MLFLOW_TRACKING_URI is a tracking server, which serves the UI: {uri}/#/experiments?{UI_VIEW}")
+        return 0
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", args.host, "--port", str(args.port)]
     if artifact_root(uri):
@@ -46,6 +55,43 @@ def _ui(args) -> int:
 # MLflow 3's UI opens in its GenAI view unless told otherwise; the runs of a training pipeline read
 # best in its model-training view.
 UI_VIEW = "workflowType=machine_learning"
+
+
+def _server(args) -> int:
+    from rbp.tracking import artifact_root, project_store
+
+    store = args.backend_store_uri or project_store()
+    artifacts = args.artifacts_destination or artifact_root(store)
+    if not artifacts:
+        raise RbpError("--artifacts-destination: give where the server keeps artifacts (a folder or an object "
+                       "store URI such as s3://bucket/path) for a store that is not the project's sqlite file")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--serve-artifacts",
+           "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
+           "--workers", str(args.workers)]
+    print(f"MLflow tracking server on http://{args.host}:{args.port} over {store} (artifacts: {artifacts}).\n"
+          f"Point jobs at it with:  export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}\n"
+          "(it answers about a minute after it starts)", flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def _workflow(args) -> int:
+    from rbp import workflow
+
+    if args.action == "open":
+        workflow.open_run(args.params, args.set, args.out)
+    elif args.action == "step":
+        workflow.run_step(args.run, args.notebook, args.out, fold=args.fold, threads=args.threads)
+    else:
+        workflow.close_run(args.run, args.out)
+    return 0
+
+
+def _leaderboard(args) -> int:
+    from rbp.workflow import leaderboard_job
+
+    result = leaderboard_job(args.runs, args.out, args.output_dir)
+    print(f"leaderboard run {result['run_name']} ({result['run_id']}): {result['report']}")
+    return 0
 
 
 def _runs(args) -> int:
@@ -77,10 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rbp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pipeline of a params file")
-    run.add_argument("--params", default="params/default.yaml",
-                     help="params YAML (default: params/default.yaml)")
+    run.add_argument("--params", help=f"params YAML (default: {DEFAULT_PARAMS})")
     run.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter, e.g. -p data_dir=data/pum2 -p lstm.lr=1e-3")
+    run.add_argument("--resume", metavar="RUN",
+                     help="reopen a pipeline run (its name or id) that was killed or failed and run only what is "
+                          "missing: finished steps and finished folds are kept")
     run.set_defaults(func=_run)
     predict = sub.add_parser(
         "predict", help="score sequences and scan transcripts with a trained model",
@@ -108,6 +156,40 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("--clean-stale", action="store_true",
                       help="mark KILLED the runs left RUNNING by processes of this host that died")
     runs.set_defaults(func=_runs)
+    server = sub.add_parser(
+        "server", help="an MLflow tracking server over the project's store, for jobs that log side by side",
+        description="Starts `mlflow server` over the project's store (mlruns/mlflow.db, artifacts served from "
+                    "mlruns/artifacts), bound to 127.0.0.1; jobs log to it with MLFLOW_TRACKING_URI=http://HOST:PORT.")
+    server.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this "
+                                                            "machine only)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--workers", type=int, default=4, help="server processes (default 4)")
+    server.add_argument("--backend-store-uri", help="another store, e.g. postgresql://... (default: the project's)")
+    server.add_argument("--artifacts-destination", help="where artifacts go, e.g. s3://bucket/path (default: "
+                                                        "mlruns/artifacts beside the project's store)")
+    server.set_defaults(func=_server)
+    workflow = sub.add_parser("workflow", help="the jobs of workflow/Snakefile (see the README: many data sets)")
+    actions = workflow.add_subparsers(dest="action", required=True)
+    opening = actions.add_parser("open", help="open a data set's pipeline run: folds and a CV run per model")
+    opening.add_argument("--params", help=f"params YAML (default: {DEFAULT_PARAMS})")
+    opening.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE")
+    opening.add_argument("--out", required=True, help="JSON file naming the run (the job's target)")
+    step = actions.add_parser("step", help="run one notebook of an open pipeline run (a model: one fold, or "
+                                           "without --fold gather its folds)")
+    step.add_argument("run", help="the JSON file `rbp workflow open` wrote")
+    step.add_argument("--notebook", required=True, help="e.g. 03_lstm_cv or 04_compare")
+    step.add_argument("--fold", type=int, help="train this fold only")
+    step.add_argument("--threads", type=int, help="CPU threads of this job (OMP_NUM_THREADS of its kernel)")
+    step.add_argument("--out", required=True, help="JSON file written when MLflow holds the result")
+    closing = actions.add_parser("close", help="end a pipeline run whose steps are finished")
+    closing.add_argument("run", help="the JSON file `rbp workflow open` wrote")
+    closing.add_argument("--out", required=True)
+    workflow.set_defaults(func=_workflow)
+    board = sub.add_parser("leaderboard", help="the models of several pipeline runs (one per data set) side by side")
+    board.add_argument("runs", nargs="+", help="pipeline runs: names, ids, or the workflow's pipeline.json targets")
+    board.add_argument("--out", help="also write the leaderboard run's id and report path to this JSON file")
+    board.add_argument("--output-dir", default="outputs", help="where its folder goes (default outputs/)")
+    board.set_defaults(func=_leaderboard)
     ui = sub.add_parser("ui", help="the MLflow UI over the project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

@@ -154,3 +154,31 @@ def write_synthetic(directory: str | Path, seed: int = 0) -> tuple[Path, Path]:
     write_fasta(pos_path, positives, rna=True)
     write_fasta(neg_path, negatives, rna=True)
     return pos_path, neg_path
+
+
+def write_planted(directory: str | Path, element: str = "UGCAUGU", n_per_class: int = 600, length: int = 81,
+                  share: float = 0.6, seed: int = 0) -> tuple[Path, Path]:
+    """A plainer synthetic set around another element (default the RBFOX site UGCAUGU): uniform
+    background; `share` of the positives hold `element` near the centre, no negative holds it.
+    Writes `positives.fa` and `negatives.fa` (RNA alphabet) into `directory`."""
+    rng = np.random.default_rng(seed)
+    site = element.upper().replace("U", "T")
+
+    def draw(n: int, planted: bool, prefix: str) -> list[Record]:
+        records = []
+        while len(records) < n:
+            sequence = "".join(rng.choice(list(BASES), length))
+            if planted and rng.random() < share:
+                start = length // 2 - len(site) // 2 + int(rng.integers(-JITTER, JITTER + 1))
+                sequence = sequence[:start] + site + sequence[start + len(site):]
+            elif site in sequence:
+                continue  # only planted sites count
+            records.append(Record(f"{prefix}{len(records) + 1}", sequence))
+        return records
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    pos_path, neg_path = directory / "positives.fa", directory / "negatives.fa"
+    write_fasta(pos_path, draw(n_per_class, True, "pos"), rna=True)
+    write_fasta(neg_path, draw(n_per_class, False, "neg"), rna=True)
+    return pos_path, neg_path
