@@ -77,7 +77,7 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 if done.returncode:
                     raise SystemExit(done.stderr[-3000:])
-                jobs = done.stderr.count("Finished jobid") or done.stderr.count("Finished job ")
+                jobs = done.stderr.count("Finished jobid") - 1  # less the final `all`, which runs nothing
                 rows.append({"cores": cores, "jobs": jobs, "seconds": f"{seconds:.0f}"})
         finally:
             server.terminate()

@@ -19,6 +19,7 @@ from rbp import tracking
 from rbp.config import new_run_name
 from rbp.errors import RbpError
 from rbp.metrics import format_mean_std
+from rbp.plots.leaderboard import says_synthetic
 from rbp.runs import client, find_cv_runs, find_pipeline_run, get_run, latest_pipeline_run, run_metrics, unique_labels
 
 EXPERIMENT = "leaderboard"
@@ -107,14 +108,15 @@ def format_leaderboard(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """For reading: a row per model (best mean rank first), a column per data set (" (synthetic)" marks
     a synthetic one) holding "mean ± std (rank)" of the test ROC AUC over folds, then the model's mean
     rank over the data sets it ran on and the data sets whose validation chose it."""
-    headers = {row.dataset: row.dataset + (" (synthetic)" if row.synthetic else "") for row in table.itertuples()}
+    headers = {row.dataset: row.dataset + (" (synthetic)" if says_synthetic(row.dataset, row.synthetic) else "")
+               for row in table.itertuples()}
     cells = ["–" if pd.isna(row.mean_test_auc) else f"{format_mean_std(row.mean_test_auc, row.std_test_auc, digits)} "
              f"({row.rank})" for row in table.itertuples()]
     wide = (table.assign(cell=cells).pivot(index="model", columns="dataset", values="cell")
             .reindex(columns=list(headers)).fillna("–").rename(columns=headers))
     mean_rank = table.groupby("model")["rank"].mean().astype(float).sort_values(kind="stable")
     wide = wide.loc[mean_rank.index]
-    wide["mean rank"] = mean_rank.round(2)
+    wide["mean rank"] = [f"{rank:g}" for rank in mean_rank.round(2)]
     chosen = table[table.chosen].groupby("model").dataset.agg(", ".join)
     wide["chosen on validation in"] = chosen.reindex(wide.index).fillna("–")
     wide.columns.name = None

@@ -114,12 +114,12 @@ def test_two_runs_of_one_data_set_and_a_run_without_cv_runs(stores):
 def test_the_wide_table_has_a_column_per_data_set(stores):
     table = leaderboard.leaderboard_table([stores["pum2"], stores["synthetic"]])
     wide = leaderboard.format_leaderboard(table)
-    assert wide.columns.tolist() == ["pum2", "synthetic (synthetic)", "mean rank", "chosen on validation in"]
+    assert wide.columns.tolist() == ["pum2", "synthetic", "mean rank", "chosen on validation in"]  # says so itself
     assert wide.index.tolist() == ["DNABERT (pretrained)", "CNN", "LSTM"]  # by mean rank, ties by name
     auc = FOLD_AUC["dnabert"]
     assert wide.loc["DNABERT (pretrained)", "pum2"] == f"{np.mean(auc):.4f} ± {np.std(auc, ddof=1):.4f} (1)"
-    assert wide.loc["CNN", "synthetic (synthetic)"] == "–"
-    assert wide["mean rank"].tolist() == [1.0, 2.0, 2.0]
+    assert wide.loc["CNN", "synthetic"] == "–"
+    assert wide["mean rank"].tolist() == ["1", "2", "2"]
     assert wide["chosen on validation in"].tolist() == ["synthetic", "–", "pum2"]
 
 
@@ -130,7 +130,7 @@ def test_the_figure_has_an_error_bar_series_per_model(stores):
     bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
     assert sorted(bar.get_label() for bar in bars) == ["CNN", "DNABERT (pretrained)", "LSTM"]
     assert ax.get_title() == "Test ROC AUC, mean ± std over folds"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["pum2", "synthetic\n(synthetic)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["pum2", "synthetic"]
     figure.canvas.draw()
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # outside, over no point
@@ -178,3 +178,10 @@ def test_the_notebook_logs_a_leaderboard_run(stores, tmp_path):
     assert run.data.params["pipeline_run_ids"] == f"{stores['pum2']}, {stores['synthetic']}"
     assert pd.read_csv(tmp_path / "run" / "leaderboard.csv").dataset.unique().tolist() == ["pum2", "synthetic"]
     assert run.info.run_id in output.read_text()
+
+
+def test_a_synthetic_data_set_is_marked_unless_its_name_says_so():
+    from rbp.plots.leaderboard import says_synthetic
+
+    assert says_synthetic("demo", True) and not says_synthetic("rbfox-Synthetic", True)
+    assert not says_synthetic("pum2", False)

@@ -239,5 +239,5 @@ def test_the_cli_refuses_what_it_cannot_do(capsys):
 
     assert main(["server", "--backend-store-uri", "postgresql://db/mlflow"]) == 2
     assert "--artifacts-destination: give where the server keeps artifacts" in capsys.readouterr().err
-    assert main(["run", "--resume", "pum2-20261129-010958", "--params", "params/best.yaml"]) == 2
+    assert main(["run", "--resume", "pum2-20261129-012256", "--params", "params/best.yaml"]) == 2
     assert "--resume reruns a pipeline run with the params it was started with" in capsys.readouterr().err

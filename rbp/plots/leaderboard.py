@@ -8,6 +8,11 @@ import pandas as pd
 from rbp.plots.compare import _wrap, model_palette
 
 
+def says_synthetic(dataset: str, synthetic: bool) -> bool:
+    """Whether a synthetic data set's name needs "(synthetic)" added (not when it says so itself)."""
+    return bool(synthetic) and "synthetic" not in dataset.lower()
+
+
 def leaderboard(table: pd.DataFrame):
     """A dot per data set and model at the mean test ROC AUC over folds, its bar one std either way:
     data sets along the x axis ("(synthetic)" under a synthetic one), the models side by side within
@@ -31,7 +36,8 @@ def leaderboard(table: pd.DataFrame):
     for boundary in range(1, len(datasets)):
         ax.axvline(boundary - 0.5, color="lightgrey", linewidth=0.8)
     ax.grid(axis="x", visible=False)  # a grid line through each slot's centre would cross its middle model
-    ax.set_xticks(range(len(datasets)), [_wrap(d, 18) + ("\n(synthetic)" if synthetic[d] else "") for d in datasets])
+    ax.set_xticks(range(len(datasets)),
+                  [_wrap(d, 18) + ("\n(synthetic)" if says_synthetic(d, synthetic[d]) else "") for d in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set(title="Test ROC AUC, mean ± std over folds", xlabel="", ylabel="test ROC AUC")
     handles, labels = ax.get_legend_handles_labels()
