@@ -103,7 +103,7 @@ def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -
     values = {**run_values(params, record["run_id"], run_dir), "fold": fold}
     stem = notebook + (f"-fold{fold}" if fold is not None else "")
     seconds = execute_notebook(notebook, run_dir / f"{stem}.ipynb", notebook_parameters(notebook, params, **values),
-                       record["run_id"], echo)
+                               record["run_id"], echo)
     if fold is None:
         mlflow.MlflowClient().set_tag(record["run_id"], f"{resume.STEP_TAG}{notebook}", f"done in {seconds:.0f} s")
 
