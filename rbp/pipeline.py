@@ -32,7 +32,6 @@ from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
 from rbp.interpret import describe_summary
 from rbp.params import Params, from_dict, load_params
-from rbp.resume import STEP_TAG
 from rbp.runs import find_pipeline_run
 from rbp.train import resolve_device
 
@@ -274,7 +273,7 @@ def run_values(params: Params, run_id: str, run_dir: Path) -> dict:
             "folds_dir": str(run_dir / "folds") if "01_preprocess" in params.notebooks else None}
 
 
-def steps(params: Params) -> list[tuple[str, Path | str, dict]]:
+def steps(params: Params) -> list[tuple[str, str, dict]]:
     """The pipeline's notebooks in order: (notebook, output name, extra values); a length sweep runs
     each model notebook once per length, on the same folds."""
     planned = []
@@ -300,7 +299,7 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
                 continue
             seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
                                        notebook_parameters(name, params, **values, **window), run_id, echo)
-            mlflow.MlflowClient().set_tag(run_id, f"{STEP_TAG}{stem}", f"done in {seconds:.0f} s")
+            mlflow.MlflowClient().set_tag(run_id, f"{resume.STEP_TAG}{stem}", f"done in {seconds:.0f} s")
     except BaseException as exc:
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from rbp.errors import RbpError
-from rbp.runs import client, quiet_downloads
+from rbp.runs import child_runs, client, latest_fold_runs, quiet_downloads
 from rbp.train import EpochLog, TrainResult
 
 STEP_TAG = "step/"  # a pipeline run's tag per finished notebook, e.g. step/03_lstm_cv = "done in 412 s"
@@ -46,15 +46,10 @@ def logged_params(run) -> dict:
         return yaml.safe_load(Path(path).read_text()) or {}
 
 
-def _children(run_id: str, experiment_id: str) -> list:
-    return list(client().search_runs([experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
-                                     order_by=["attributes.start_time DESC"], max_results=5000))
-
-
 def find_cv_run(pipeline_run_id: str, name: str):
     """The CV run named `name` under a pipeline run (the latest, if several), or None."""
     pipeline = client().get_run(pipeline_run_id)
-    for run in _children(pipeline_run_id, pipeline.info.experiment_id):
+    for run in child_runs(pipeline_run_id, pipeline.info.experiment_id):
         if run.info.run_name == name and "fold" not in run.data.tags:
             return run
     return None
@@ -68,7 +63,7 @@ def steps_done(pipeline_run) -> set[str]:
         from rbp.families import FAMILIES
 
         notebooks = {info.notebook: family for family, info in FAMILIES.items()}
-        finished = {run.info.run_name for run in _children(pipeline_run.info.run_id, pipeline_run.info.experiment_id)
+        finished = {run.info.run_name for run in child_runs(pipeline_run.info.run_id, pipeline_run.info.experiment_id)
                     if run.info.status == "FINISHED"}
         done = {"01_preprocess"} if "preprocess" in finished else set()
         for stem in _logged_notebooks(pipeline_run):
@@ -84,13 +79,10 @@ def _logged_notebooks(pipeline_run) -> list[str]:
 
 
 def done_folds(cv_run) -> dict[int, object]:
-    """fold -> its latest run under `cv_run` that is done: FINISHED, with predictions and checkpoint."""
-    done = {}
-    for run in _children(cv_run.info.run_id, cv_run.info.experiment_id):  # the latest run of a fold first
-        fold = int(run.data.tags.get("fold", 0))
-        if fold and fold not in done and run.info.status == "FINISHED" and _complete(run):
-            done[fold] = run
-    return dict(sorted(done.items()))
+    """fold -> its latest FINISHED run under `cv_run`, where that run is done: it holds its
+    predictions and checkpoint."""
+    return {fold: run for fold, run in latest_fold_runs(cv_run.info.run_id, cv_run.info.experiment_id).items()
+            if _complete(run)}
 
 
 def _complete(run) -> bool:

@@ -158,7 +158,7 @@ def find_cv_runs(experiment: str | None = None, pipeline_run_id: str | None = No
             raise RbpError("nothing to compare: give an experiment, a pipeline run id or CV run ids")
         pipeline_run_id = latest_pipeline_run(experiment)
     pipeline = get_run(pipeline_run_id, "compare_run_id: run")
-    children = _search([pipeline.info.experiment_id], f"tags.mlflow.parentRunId = '{pipeline_run_id}'")
+    children = child_runs(pipeline_run_id, pipeline.info.experiment_id)
     cv_runs = [_cv_run(run) for run in children if _is_cv_run(run)]
     if not cv_runs:
         others = ", ".join(sorted(run.info.run_name for run in children)) or "none"
@@ -232,16 +232,24 @@ def _artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
         return pd.read_csv(local, dtype={"id": str})
 
 
-def fold_runs(cv_run: CVRun) -> list:
-    """The FINISHED fold runs of a CV run, one per fold (the latest: a resumed run may have redone a
-    fold whose first run was killed), in fold order."""
-    runs = _search([cv_run.experiment_id], f"tags.mlflow.parentRunId = '{cv_run.run_id}'",
-                   order_by=["attributes.start_time DESC"])
+def child_runs(run_id: str, experiment_id: str) -> list:
+    """The runs directly under run `run_id`, the latest started first."""
+    return _search([experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", order_by=["attributes.start_time DESC"])
+
+
+def latest_fold_runs(cv_run_id: str, experiment_id: str) -> dict[int, object]:
+    """fold -> the latest FINISHED fold run under a CV run (a resumed run may have redone a fold whose
+    first run was killed), in fold order."""
     latest = {}
-    for run in runs:
+    for run in child_runs(cv_run_id, experiment_id):
         if "fold" in run.data.tags and run.info.status == "FINISHED":
             latest.setdefault(int(run.data.tags["fold"]), run)
-    return [latest[fold] for fold in sorted(latest)]
+    return dict(sorted(latest.items()))
+
+
+def fold_runs(cv_run: CVRun) -> list:
+    """The FINISHED fold runs of a CV run, one per fold, in fold order."""
+    return list(latest_fold_runs(cv_run.run_id, cv_run.experiment_id).values())
 
 
 FOLD_COLUMNS = ["fold", "best_epoch", "best_val_auc", *TEST_METRICS]

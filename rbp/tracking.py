@@ -287,10 +287,9 @@ class CVLogger:
             return run_id
 
     def __enter__(self):
-        from rbp import resume
-        from rbp.resume import KEPT_FOLDS, RESUMED, times_resumed
+        from rbp.resume import KEPT_FOLDS, RESUMED, find_cv_run, finished_folds, times_resumed
 
-        found = resume.find_cv_run(self.parent_run_id, self.run_name) if self.parent_run_id else None
+        found = find_cv_run(self.parent_run_id, self.run_name) if self.parent_run_id else None
         if found is not None and found.info.status == "FINISHED" and self.fold is None:
             found = None  # a finished CV run is a result: running the notebook again makes a new one
         if found is not None and found.data.tags.get("folds_sha256") != self.tags["folds_sha256"]:
@@ -308,7 +307,7 @@ class CVLogger:
                 log_dataset(self.folds, self.dataset_name)
         wanted = self.folds.fold_numbers if self.fold is None else [self.fold]
         if found is not None:  # a fold job loads its own fold only, if it is done
-            self.kept = list(resume.finished_folds(found, self.family, wanted).values())
+            self.kept = list(finished_folds(found, self.family, wanted).values())
             if self.kept and self.fold is None:
                 mlflow.set_tag(KEPT_FOLDS, ",".join(str(r.fold) for r in self.kept))
         done = {result.fold for result in self.kept}
