@@ -18,8 +18,7 @@ import numpy as np
 import torch
 from common import report, sync
 
-from rbp.dnabert import encode, scratch_model
-from rbp.params import DNABERTParams
+from rbp.dnabert import DNABERTParams, encode, scratch_model
 from rbp.train import loss_of, make_optimizer, seed_everything
 
 BATCH, LENGTH = 32, 81

@@ -8,7 +8,10 @@ the windows one by one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,9 +20,41 @@ from torch import nn
 
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
-from rbp.params import CNNParams
+from rbp.train import TrainParams
 
 SCAN_CHUNK = 65_536  # windows scored per pass of a long sequence: memory stays flat in its length
+
+
+@dataclass
+class CNNParams(TrainParams):
+    """The `cnn` section of the params: convolutions over one-hot nucleotides, then each filter's maximum
+    over all positions (the DeepBind / iDeepS line). One entry per layer in `channels`, `kernel_size` and
+    `dilation`."""
+
+    channels: list[int] = field(default_factory=lambda: [128])  # filters per layer
+    kernel_size: list[int] = field(default_factory=lambda: [12])  # nt (layer 1) or positions (later layers)
+    dilation: list[int] = field(default_factory=lambda: [1])  # spacing of a kernel's taps
+    dropout: float = 0.2  # after each convolution and before the dense layer
+    dense_size: int = 64
+    max_epochs: int = 15
+    patience: int = 4
+    batch_size: int = 64
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+
+    def problems(self, name: str, params: Any = None) -> Iterator[str]:
+        yield from super().problems(name, params)
+        if not 0 <= self.dropout < 1:
+            yield f"{name}.dropout must lie in [0, 1), got {self.dropout}"
+        channels, kernels, dilations = len(self.channels), len(self.kernel_size), len(self.dilation)
+        if not (channels >= 1 and channels == kernels == dilations):
+            yield (f"{name}.channels {name}.kernel_size and {name}.dilation need one entry per convolution layer, "
+                   f"got {channels}, {kernels} and {dilations}")
+        for key in ("channels", "kernel_size", "dilation"):
+            if not all(v >= 1 for v in getattr(self, key)):
+                yield f"{name}.{key} must all be at least 1, got {getattr(self, key)}"
+        if self.dense_size < 1:
+            yield f"{name}.dense_size must be at least 1, got {self.dense_size}"
 
 
 def receptive_field(kernel_size, dilation) -> int:
@@ -89,9 +124,10 @@ class CNNFamily:
     name = "cnn"
     amp = True
 
+    k = 1  # its tokens are single nucleotides, whatever k the data were cut into
+
     def __init__(self, params: CNNParams, k: int):
         self.params = params
-        self.k = 1  # its tokens are single nucleotides, whatever k the data were cut into
 
     def build(self) -> ConvClassifier:
         p = self.params

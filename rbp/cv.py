@@ -19,8 +19,7 @@ import torch
 from rbp.data import Folds
 from rbp.families import FittedFamily, ModelFamily
 from rbp.metrics import TEST_METRICS, binary_metrics, summarize_folds
-from rbp.params import TrainParams
-from rbp.train import EpochLog, TrainResult, predict, seed_everything, train_model
+from rbp.train import EpochLog, TrainParams, TrainResult, predict, seed_everything, train_model
 
 
 @dataclass

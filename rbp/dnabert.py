@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-from rbp.data import center_window
 from rbp.dnabert_checkpoint import (
     NUM_LABELS,
     DNABERTError,
@@ -22,8 +22,12 @@ from rbp.dnabert_checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from rbp.families import FAMILIES
 from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab
-from rbp.params import DNABERTParams, needs_checkpoint
+from rbp.train import TrainParams
+
+if TYPE_CHECKING:  # transformers is imported where it is used: importing this module (the params) stays light
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 _SHARED = dict(max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu", layer_norm_eps=1e-12,
                initializer_range=0.02)
@@ -41,6 +45,65 @@ SIZES: dict[str, dict] = {
 CHECKPOINT_LOG_MB = 50  # fold checkpoints are logged by default up to this size (small: 0.6 MB; base: 344 MB)
 
 
+# --------------------------------------------------------------------------- its params section
+
+
+@dataclass
+class DNABERTParams(TrainParams):
+    """The `dnabert` section of the params: the training loop's knobs, the starting weights and the model."""
+
+    # pretrained: fine-tune `checkpoint` | scratch: DNABERT's architecture from random weights, on purpose;
+    # null = pretrained when a checkpoint is given, else scratch
+    init: Literal["pretrained", "scratch"] | None = None
+    checkpoint: str | None = None  # a local DNABERT directory (config.json, vocab.txt, weights)
+    size: Literal["small", "base"] = "small"  # scratch only: base = DNABERT-3's own size
+    max_seq_length: int = 100  # tokens, counting [CLS] and [SEP]
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    log_checkpoints: bool | None = None  # log each fold's best model; null = when it is under 50 MB
+    max_epochs: int = 2  # its validation AUC levels off by epoch 2 at CPU size; paper.yaml: 5
+    patience: int = 5
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adamw"
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    warmup_fraction: float = 0.1
+    grad_clip: float | None = 1.0
+
+    @property
+    def initialisation(self) -> str:
+        """`pretrained` or `scratch`, as every tag and label says."""
+        return self.init or ("pretrained" if self.checkpoint else "scratch")
+
+    def problems(self, name: str, params: Any) -> Iterator[str]:
+        """What is wrong with these settings as the section `name` of the run's `params` (a checkpoint is
+        needed only when its notebook runs), one message each."""
+        yield from super().problems(name, params)
+        for key in ("hidden_dropout", "attention_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                yield f"{name}.{key} must lie in [0, 1), got {getattr(self, key)}"
+        if self.init == "scratch" and self.checkpoint:
+            yield (f"{name}.init is scratch, but {name}.checkpoint names {self.checkpoint!r}: drop the checkpoint to "
+                   f"train from random weights, or set {name}.init: pretrained to fine-tune it")
+        if self.init == "pretrained" and not self.checkpoint and FAMILIES[name].notebook in params.notebooks:
+            yield needs_checkpoint(params.k)
+        if not 3 <= self.max_seq_length <= 512:
+            yield (f"{name}.max_seq_length must lie between 3 and 512 tokens (DNABERT's position limit), "
+                   f"got {self.max_seq_length}")
+
+
+def needs_checkpoint(k: int) -> str:
+    """What to say when DNABERT is to be fine-tuned but no checkpoint is named."""
+    return (f"dnabert.init is pretrained, but dnabert.checkpoint names no checkpoint. DNABERT-{k} is a BERT "
+            f"model pre-trained on the human genome with {k}-mer tokens (Ji et al. 2021, Bioinformatics 37:2112); "
+            f"its authors publish the weights at https://github.com/jerryji1993/DNABERT (README, section "
+            f"'Download pre-trained DNABERT': DNABERT{k}). Unzip it and point dnabert.checkpoint at the unpacked "
+            f"folder (the one holding config.json, vocab.txt and pytorch_model.bin), e.g. "
+            f"-p dnabert.checkpoint=/data/dnabert/{k}-new-12w-0. To train DNABERT's architecture from random "
+            f"weights on purpose (its scores then measure the architecture, not the pre-training), "
+            f"set -p dnabert.init=scratch.")
+
+
 # --------------------------------------------------------------------------- from scratch
 
 
@@ -53,6 +116,8 @@ def scratch_config(
     attn_implementation: str = "sdpa",
 ) -> BertConfig:
     """DNABERT-k's architecture at `size` (see SIZES) over DNABERT's vocabulary (5 + 4**k tokens)."""
+    from transformers import BertConfig
+
     if size not in SIZES:
         raise DNABERTError(f"dnabert.size: {size!r} is not one of {', '.join(SIZES)}")
     check_attention(attn_implementation)
@@ -69,6 +134,8 @@ def scratch_config(
 
 def scratch_model(k: int, size: str = "small", **options) -> BertForSequenceClassification:
     """A randomly initialised (from torch's RNG: seed first) DNABERT-k classifier; NOT pre-trained."""
+    from transformers import BertForSequenceClassification
+
     return BertForSequenceClassification(scratch_config(k, size, **options))
 
 
@@ -146,6 +213,8 @@ class DNABERTFamily:
     @property
     def megabytes(self) -> float:
         """The size of one fold model's weights in float32 (counted without building it)."""
+        from transformers import BertForSequenceClassification
+
         with torch.device("meta"):
             shell = BertForSequenceClassification(self.config)
         return sum(p.numel() for p in shell.parameters()) * 4 / 1e6
@@ -179,6 +248,8 @@ class DNABERTFamily:
     def encode(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token ids and mask. A sequence with more k-mers than `max_seq_length` - 2 keeps its centred
         part (the binding site of a CLIP peak sits in the middle), never just its start."""
+        from rbp.data import center_window  # here: rbp.data brings scikit-learn, which the params need not
+
         # The checkpoint's own vocab.txt wins; DNABERT's order takes the vectorised path.
         fast = self.checkpoint is None or self.checkpoint.uses_dnabert_vocab
         tokenizer = None if fast else self.checkpoint.tokenizer

@@ -19,15 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-from transformers.utils import logging as hf_logging
 
 from rbp.config import resolve
-from rbp.data import sha256_file
 from rbp.errors import RbpError
 from rbp.kmers import K_RANGE, SPECIAL_TOKENS, kmer_vocab
+
+if TYPE_CHECKING:  # transformers is imported where it is used: importing this module stays light
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 NUM_LABELS = 2  # softmax over (non-binding, binding)
 ATTENTION = ("sdpa", "eager")  # sdpa trains faster; eager is needed for attention maps
@@ -61,6 +62,8 @@ class Checkpoint:
 
 def make_tokenizer(vocab: Sequence[str]) -> BertTokenizer:
     """A BERT WordPiece tokenizer over `vocab`, never lower-casing (DNABERT's k-mers are upper-case)."""
+    from transformers import BertTokenizer
+
     return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False)
 
 
@@ -111,6 +114,8 @@ def read_checkpoint(directory: str | Path, k: int | None = None) -> Checkpoint:
             f"as {k}-mers (k = {k}); use a DNABERT-{k} checkpoint or set k: {vocab_k}"
         )
     _check_tokenizer(make_tokenizer(vocab), vocab_k, vocab_path)
+    from rbp.data import sha256_file  # here: rbp.data brings scikit-learn, which the params need not
+
     return Checkpoint(directory, config, vocab, vocab_k, weights_file, sha256_file(weights_file))
 
 
@@ -126,6 +131,8 @@ def _read_config(path: Path) -> BertConfig:
         raise DNABERTError(f"{path}: model_type {values['model_type']!r} is not a BERT (DNABERT) model")
     if not isinstance(values.get("vocab_size"), int):
         raise DNABERTError(f"{path}: no integer vocab_size")
+    from transformers import BertConfig
+
     return BertConfig.from_dict(values)
 
 
@@ -166,6 +173,8 @@ def _check_tokenizer(tokenizer: BertTokenizer, k: int, path: Path) -> None:
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """No load report or progress bar per fold: what the report says is checked (and raised) below."""
+    from transformers.utils import logging as hf_logging
+
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -200,6 +209,8 @@ def load_with_info(
     attn_implementation: str,
 ) -> tuple[BertForSequenceClassification, set[str]]:
     """The model and the names of the weights that were initialised afresh (not in the file)."""
+    from transformers import BertForSequenceClassification
+
     check_attention(attn_implementation)
     overrides = {}
     if hidden_dropout is not None:

@@ -14,22 +14,54 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from rbp.errors import RbpError
-from rbp.families import ModelFamily, family_class
-from rbp.params import EnsembleParams, Params, ParamsError
-from rbp.predictor import Predictor
+from rbp.errors import ParamsError, RbpError
+from rbp.families import FAMILIES, ModelFamily, family_class, settings_class
 from rbp.schema import build
 from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of, predict
 
+if TYPE_CHECKING:
+    from rbp.predictor import Predictor
+
 MANIFEST = "ensemble.json"
 EDGE = 1e-12  # probabilities are kept this far from 0 and 1 when the mean is turned back into a logit
+
+
+@dataclass
+class EnsembleParams:
+    """The `ensemble` section of the params: the mean probability of other families' fold models, fold by
+    fold (nothing is trained)."""
+
+    members: list[str] = field(default_factory=list)  # families to average; [] = every other model of the run
+    selection: Literal["validation"] = "validation"
+    eval_batch_size: int = 256
+
+    def problems(self, name: str, params: Any) -> Iterator[str]:
+        """What is wrong with these settings as the section `name` of the run's `params` (whose notebooks
+        must train the members before the ensemble's notebook), one message each."""
+        if self.eval_batch_size < 1:
+            yield f"{name}.eval_batch_size must be at least 1, got {self.eval_batch_size}"
+        families = [family for family in FAMILIES if family != name]
+        for member in self.members:
+            if member not in families:
+                yield f"{name}.members holds {member!r}; members are model families: {', '.join(families)}"
+        notebook = FAMILIES[name].notebook
+        if notebook in params.notebooks:
+            before = params.notebooks[:params.notebooks.index(notebook)]
+            trained = [family for family in FAMILIES if FAMILIES[family].notebook in before]
+            members = self.members or trained
+            missing = [m for m in members if m not in trained]
+            if missing or len(members) < 2:
+                why = (f"{', '.join(FAMILIES[m].notebook for m in missing)} must come before it" if missing
+                       else f"it needs at least two model notebooks before it, got {len(trained)}")
+                yield f"notebooks runs {notebook}, which averages models trained earlier in the same run: {why}"
 
 
 class MeanProbability(nn.Module):
@@ -89,6 +121,8 @@ class EnsembleFamily:
     def fit(self, fold: int, train: dict, train_labels: torch.Tensor, dev: dict, dev_labels: torch.Tensor,
             device: torch.device, seed: int) -> tuple[MeanProbability, TrainResult]:
         """The members' fold models combined; its validation figures for the record (nothing is chosen)."""
+        from sklearn.metrics import roc_auc_score  # here: importing its settings (the params) stays light
+
         start = time.perf_counter()
         model = self.combine(fold).to(device)
         logits = torch.from_numpy(predict(model, dev, self.params.eval_batch_size, device, logits=True))
@@ -105,8 +139,6 @@ class EnsembleFamily:
         return {"members": ",".join(self.members)}
 
     def describe(self) -> str:
-        from rbp.families import FAMILIES
-
         names = ", ".join(FAMILIES[name].label for name in self.members) or "no members yet"
         return (f"Ensemble: on each fold, the mean probability of the fold models of {names} (each trained on "
                 "the fold's training part, its epoch or strength chosen on the validation split); nothing more "
@@ -141,7 +173,7 @@ class EnsembleFamily:
             if params.get("checkpoint"):  # the starting weights need not exist where the model is applied
                 params["checkpoint"] = str(directory / name)
             try:
-                section = build(typing.get_type_hints(Params)[name], params, f"{path}: members.{name}", ParamsError)
+                section = build(settings_class(name), params, f"{path}: members.{name}", ParamsError)
             except KeyError:
                 raise RbpError(f"{path}: member family {name!r} is not one this rbp knows") from None
             family = self.members.get(name) or family_class(name)(section, int(saved["k"]))

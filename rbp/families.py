@@ -12,25 +12,25 @@ validation split. A fitted family (`FittedFamily`: the k-mer regression, the ens
 fold itself from its training and validation rows, choosing what it chooses on validation only.
 Either way the fold model is a torch module returning logits from `model(**inputs)`.
 
+A family owns its settings: its module also defines its params section, a dataclass (`FamilySettings`:
+a `rbp.train.TrainParams` subclass for a neural family, so the loop's knobs and checks apply to it)
+that checks itself; `rbp.params` builds the schema's section `<name>` from the registry.
+
 Adding a family is one module plus one registry entry: write `rbp/<name>.py` with a class that
-implements one of the two (constructed as `Family(section_params, k)`), and add a `FamilyInfo` to
-`FAMILIES` below; its hyper-parameters are the section `<name>` of `rbp.params.Params` (a
-`TrainParams` subclass for a neural family, so the loop's knobs and checks apply to it).
+implements one of the two (constructed as `Family(section_params, k)`) and its settings class, and add
+a `FamilyInfo` to `FAMILIES` below (then its section to params/default.yaml and its notebook).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
-
-    from rbp.params import Params
-    from rbp.train import TrainResult
 
 
 @runtime_checkable
@@ -69,9 +69,22 @@ class TrainedFamily(ModelFamily, Protocol):
 class FittedFamily(ModelFamily, Protocol):
     def fit(self, fold: int, train: dict[str, torch.Tensor], train_labels: torch.Tensor,
             dev: dict[str, torch.Tensor], dev_labels: torch.Tensor, device: torch.device, seed: int
-            ) -> tuple[torch.nn.Module, TrainResult]:
+            ) -> tuple[torch.nn.Module, Any]:
         """Fold `fold`'s model from its training rows, anything it chooses chosen on `dev`; and the
-        record of that choice (`best_val_auc`, one `EpochLog`, `selected` figures)."""
+        record of that choice (an `rbp.train.TrainResult`: `best_val_auc`, one `EpochLog`, `selected`
+        figures)."""
+
+
+class FamilySettings(Protocol):
+    """A family's params section: a dataclass of plain values (what the schema reads from YAML), with
+    what the CV loop reads of every family."""
+
+    selection: str  # validation: choose on the validation split | final (trained families only): no choice
+    eval_batch_size: int
+
+    def problems(self, name: str, params: Any) -> Iterator[str]:
+        """What is wrong with it as the section `name` of the run's params (an `rbp.params.Params`, for
+        checks across sections), one full message each ("cnn.dense_size must be at least 1, got 0")."""
 
 
 @dataclass(frozen=True)
@@ -79,23 +92,41 @@ class FamilyInfo:
     name: str
     label: str  # how tables and figures name it
     implementation: str  # "module:Class", imported only when the family is used
+    settings: str  # "module:Class" of its params section (`FamilySettings`)
     notebook: str  # its cross-validation notebook
 
 
 FAMILIES: dict[str, FamilyInfo] = {  # in table order
-    "dnabert": FamilyInfo("dnabert", "DNABERT", "rbp.dnabert:DNABERTFamily", "02_dnabert_cv"),
-    "lstm": FamilyInfo("lstm", "LSTM", "rbp.lstm:LSTMFamily", "03_lstm_cv"),
-    "cnn": FamilyInfo("cnn", "CNN", "rbp.cnn:CNNFamily", "03_cnn_cv"),
-    "kmer_lr": FamilyInfo("kmer_lr", "k-mer LR", "rbp.kmer_lr:KmerLRFamily", "03_kmer_lr_cv"),
-    "ensemble": FamilyInfo("ensemble", "Ensemble", "rbp.ensemble:EnsembleFamily", "03_ensemble_cv"),
+    "dnabert": FamilyInfo("dnabert", "DNABERT", "rbp.dnabert:DNABERTFamily", "rbp.dnabert:DNABERTParams",
+                          "02_dnabert_cv"),
+    "lstm": FamilyInfo("lstm", "LSTM", "rbp.lstm:LSTMFamily", "rbp.lstm:LSTMParams", "03_lstm_cv"),
+    "cnn": FamilyInfo("cnn", "CNN", "rbp.cnn:CNNFamily", "rbp.cnn:CNNParams", "03_cnn_cv"),
+    "kmer_lr": FamilyInfo("kmer_lr", "k-mer LR", "rbp.kmer_lr:KmerLRFamily", "rbp.kmer_lr:KmerLRParams",
+                          "03_kmer_lr_cv"),
+    "ensemble": FamilyInfo("ensemble", "Ensemble", "rbp.ensemble:EnsembleFamily", "rbp.ensemble:EnsembleParams",
+                           "03_ensemble_cv"),
 }
 NOTEBOOK_FAMILY = {info.notebook: name for name, info in FAMILIES.items()}
 
 
 def family_class(name: str) -> type:
+    """The class of family `name` (its module imported now)."""
+    return _load(_info(name).implementation)
+
+
+def settings_class(name: str) -> type:
+    """The class of family `name`'s params section (its module imported now)."""
+    return _load(_info(name).settings)
+
+
+def _info(name: str) -> FamilyInfo:
     if name not in FAMILIES:
         raise KeyError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
-    module, cls = FAMILIES[name].implementation.split(":")
+    return FAMILIES[name]
+
+
+def _load(where: str) -> type:
+    module, cls = where.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
@@ -135,6 +166,6 @@ def load_checkpoint(family, directory: str | Path, model_class: type) -> tuple[t
     return model.eval(), saved, path
 
 
-def make_family(name: str, params: Params, **options) -> ModelFamily:
-    """The family `name` with its section of `params` and the data's k."""
+def make_family(name: str, params: Any, **options) -> ModelFamily:
+    """The family `name` with its section of `params` (an `rbp.params.Params`) and the data's k."""
     return family_class(name)(getattr(params, name), params.k, **options)

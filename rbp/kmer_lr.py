@@ -14,21 +14,50 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from rbp.errors import RbpError
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import kmer_counts
-from rbp.params import KmerLRParams
 from rbp.train import EpochLog, TrainResult
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used: importing the settings (the params) stays light
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+
+@dataclass
+class KmerLRParams:
+    """The `kmer_lr` section of the params: logistic regression on k-mer frequencies (scikit-learn); its
+    regularisation is chosen on each fold's validation split. Not a neural model: the training loop's
+    knobs do not apply."""
+
+    k_min: int = 3
+    k_max: int = 6
+    c_grid: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])  # inverse L2 strengths tried
+    max_iter: int = 1000
+    selection: Literal["validation"] = "validation"
+    eval_batch_size: int = 1024
+
+    def problems(self, name: str, params: Any = None) -> Iterator[str]:
+        """What is wrong with these settings as the section `name` of a run's params, one message each."""
+        if self.eval_batch_size < 1:
+            yield f"{name}.eval_batch_size must be at least 1, got {self.eval_batch_size}"
+        if not 1 <= self.k_min <= self.k_max <= 8:
+            yield (f"{name}.k_min and {name}.k_max must satisfy 1 <= k_min <= k_max <= 8, "
+                   f"got {self.k_min} and {self.k_max}")
+        if not (self.c_grid and all(0 < c < math.inf for c in self.c_grid)):
+            yield (f"{name}.c_grid must list positive inverse regularisation strengths, e.g. [0.01, 0.1, 1], "
+                   f"got {self.c_grid}")
+        if self.max_iter < 1:
+            yield f"{name}.max_iter must be at least 1, got {self.max_iter}"
 
 
 def kmer_spectrum(sequences, k_min: int, k_max: int) -> np.ndarray:
@@ -82,6 +111,11 @@ class KmerLRFamily:
             device: torch.device, seed: int) -> tuple[SpectrumLogistic, TrainResult]:
         """One regression per strength in `c_grid` on `train`; the one with the best validation ROC AUC
         (ties: the stronger regularisation) is kept. Nothing else is looked at."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import log_loss, roc_auc_score
+        from sklearn.preprocessing import StandardScaler
+
         start = time.perf_counter()
         x, y = train["spectrum"].numpy(), train_labels.numpy()
         x_dev, y_dev = dev["spectrum"].numpy(), dev_labels.numpy()

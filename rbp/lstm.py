@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -11,9 +14,28 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rbp.errors import RbpError
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
-from rbp.params import LSTMParams
+from rbp.train import TrainParams
 
 READOUTS = ("last", "max")
+
+
+@dataclass
+class LSTMParams(TrainParams):
+    """The `lstm` section of the params: the training loop's knobs and the network's sizes."""
+
+    max_epochs: int = 6
+    patience: int = 3
+    embedding_dim: int = 128
+    hidden_size: int = 100
+    num_layers: int = 1  # the original exercise has 2 (params/paper.yaml)
+    dropout: float = 0.1  # between LSTM layers: no effect with one layer
+    dense_size: int = 64
+    readout: Literal["last", "max"] = "max"  # max over positions | last: the final states (the original)
+
+    def problems(self, name: str, params: Any = None) -> Iterator[str]:
+        yield from super().problems(name, params)
+        if not 0 <= self.dropout < 1:
+            yield f"{name}.dropout must lie in [0, 1), got {self.dropout}"
 
 
 class BiLSTMClassifier(nn.Module):

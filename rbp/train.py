@@ -15,19 +15,67 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from rbp.errors import RbpError
 from rbp.kmers import mask_kmers
-from rbp.params import TrainParams
+
+
+@dataclass
+class TrainParams:
+    """The training loop's knobs, the same for every model; a neural family's params section subclasses
+    it, so these keys and their checks apply to it."""
+
+    max_epochs: int = 50
+    min_epochs: int = 0  # early stopping never ends a fold before this many epochs
+    patience: int = 5  # epochs without a better validation AUC before stopping
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
+    lr: float = 2e-4
+    weight_decay: float = 0.0  # never applied to biases and LayerNorm weights
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_fraction: float = 0.0  # share of all steps spent warming the learning rate up
+    grad_clip: float | None = None  # max gradient norm; null = no clipping
+    ema_decay: float | None = None  # validate and keep an exponential moving average of the weights; null = off
+    mask_fraction: float = 0.0  # share of k-mer tokens replaced by [MASK] in each training batch
+    # validation: choose the epoch on a validation split (`val_fraction`) | final: train on the whole
+    # training part and keep the last epoch, no selection (DNABERT's own protocol: params/dnabert_parity.yaml)
+    selection: Literal["validation", "final"] = "validation"
+    amp: bool = True  # bf16 autocast on CUDA for families that use it (DNABERT); false: fp32 throughout
+
+    def problems(self, name: str, params: Any = None) -> Iterator[str]:
+        """What is wrong with these knobs as the section `name` of a run's params, one message each."""
+        if self.eval_batch_size < 1:
+            yield f"{name}.eval_batch_size must be at least 1, got {self.eval_batch_size}"
+        if self.max_epochs < 1:
+            yield f"{name}.max_epochs must be at least 1"
+        if not 0 <= self.min_epochs <= self.max_epochs:
+            yield f"{name}.min_epochs must lie between 0 and max_epochs"
+        if self.patience < 1:
+            yield f"{name}.patience must be at least 1"
+        if self.batch_size < 1:
+            yield f"{name}.batch_size must be at least 1, got {self.batch_size}"
+        if not 0 < self.lr < math.inf:
+            yield f"{name}.lr must be a positive finite number, got {self.lr}"
+        if not 0 <= self.weight_decay < math.inf:
+            yield f"{name}.weight_decay must be 0 or more, got {self.weight_decay}"
+        if not (self.grad_clip is None or 0 < self.grad_clip < math.inf):
+            yield f"{name}.grad_clip must be positive, or null for none; got {self.grad_clip}"
+        if not 0 <= self.warmup_fraction < 1:
+            yield f"{name}.warmup_fraction must lie in [0, 1)"
+        if not 0 <= self.mask_fraction < 1:
+            yield f"{name}.mask_fraction must lie in [0, 1), got {self.mask_fraction}"
+        if not (self.ema_decay is None or 0 < self.ema_decay < 1):
+            yield f"{name}.ema_decay must lie between 0 and 1 (e.g. 0.998), or be null for none; got {self.ema_decay}"
 
 
 class TrainingError(RbpError):
@@ -187,6 +235,8 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     With no `dev` (`selection: final`, DNABERT's own protocol) there is no validation and no early
     stopping: all `max_epochs` run and the final weights are kept; the logs' validation figures are NaN.
     `amp`: bf16 autocast for the training steps on CUDA (ignored on the CPU, and when `cfg.amp` is off)."""
+    from sklearn.metrics import roc_auc_score  # here: importing the loop's knobs (the params) stays light
+
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     amp = amp and cfg.amp
@@ -196,26 +246,26 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     if dev is None:
         return _train_to_the_end(model, train, train_labels, cfg, device, seed, on_epoch, name, progress, amp)
     dev, dev_labels = _to(dev, device), dev_labels.to(device)
-    optimizer, schedule, order, masks, ema = _setup(model, cfg, len(train_labels), device, seed)
+    state = _setup(model, cfg, len(train_labels), device, seed)
     stopper = EarlyStopping(cfg.patience, cfg.min_epochs)
     result = TrainResult(best_epoch=0, best_val_auc=-math.inf)
     best_state = None
     # The model that is validated and kept: the trained one, or the moving average of its weights.
-    kept = ema.module if ema is not None else model
+    kept = state.ema.module if state.ema is not None else model
     dev_labels_np = dev_labels.cpu().numpy()
 
     bar = tqdm(range(1, cfg.max_epochs + 1), desc=name, unit="epoch", disable=not progress,
                mininterval=1.0, leave=True)
     for epoch in bar:
         start = time.perf_counter()
-        train_loss = _epoch(model, train, train_labels, cfg, device, order, masks, optimizer, schedule, ema,
-                            amp, f"{name}: the training loss became {{}} in epoch {epoch}")
+        train_loss = _epoch(model, train, train_labels, cfg, device, state, amp,
+                            f"{name}: the training loss became {{}} in epoch {epoch}")
         dev_probs, val_loss = predict(kept, dev, cfg.eval_batch_size, device, dev_labels)
         if not np.isfinite(dev_probs).all():
             raise TrainingError(f"{name}: validation predictions are not finite in epoch {epoch}")
         log = EpochLog(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                        val_auc=float(roc_auc_score(dev_labels_np, dev_probs)),
-                       lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+                       lr=state.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         result.history.append(log)
         if on_epoch:
             on_epoch(log)
@@ -232,43 +282,54 @@ def train_model(model: torch.nn.Module, train: dict[str, torch.Tensor], train_la
     return result
 
 
-def _setup(model, cfg: TrainParams, n: int, device, seed: int):
-    """Optimiser, schedule over all steps, the batch-order and masking generators, and the moving
-    average of the weights (with `ema_decay`)."""
+@dataclass
+class TrainingState:
+    """What a training run carries from one epoch to the next."""
+
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler  # the learning rate over all steps of all epochs
+    order: torch.Generator  # seeded: the batch order of each epoch
+    masks: torch.Generator  # seeded: the tokens `mask_fraction` masks
+    ema: AveragedModel | None  # the moving average of the weights (with `ema_decay`)
+
+
+def _setup(model, cfg: TrainParams, n: int, device, seed: int) -> TrainingState:
+    """A fresh training state for `n` training rows."""
     optimizer = make_optimizer(model, cfg)
-    schedule = make_schedule(optimizer, cfg, math.ceil(n / cfg.batch_size) * cfg.max_epochs)
-    order = torch.Generator().manual_seed(seed)
-    masks = torch.Generator(device=device).manual_seed(seed + 1)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-           if cfg.ema_decay else None)
-    return optimizer, schedule, order, masks, ema
+    return TrainingState(
+        optimizer=optimizer,
+        schedule=make_schedule(optimizer, cfg, math.ceil(n / cfg.batch_size) * cfg.max_epochs),
+        order=torch.Generator().manual_seed(seed),
+        masks=torch.Generator(device=device).manual_seed(seed + 1),
+        ema=(AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+             if cfg.ema_decay else None))
 
 
-def _epoch(model, train, train_labels, cfg: TrainParams, device, order, masks, optimizer, schedule, ema,
-           amp: bool, diverged: str) -> float:
+def _epoch(model, train, train_labels, cfg: TrainParams, device, state: TrainingState, amp: bool,
+           diverged: str) -> float:
     """One pass over the training rows in a seeded random order; the mean training loss."""
     n = len(train_labels)
     model.train()
-    permutation = torch.randperm(n, generator=order).to(device)
+    permutation = torch.randperm(n, generator=state.order).to(device)
     loss_sum = torch.zeros((), device=device)
     for first in range(0, n, cfg.batch_size):
         index = permutation[first:first + cfg.batch_size]
         batch = _slice(train, index)
         if cfg.mask_fraction:
-            batch["input_ids"] = mask_kmers(batch["input_ids"], cfg.mask_fraction, masks)
+            batch["input_ids"] = mask_kmers(batch["input_ids"], cfg.mask_fraction, state.masks)
         with _autocast(device, amp):
             logits = logits_of(model, batch)
         loss = loss_of(logits, train_labels[index])
         if not torch.isfinite(loss):
             raise TrainingError(diverged.format(loss.item()) + "; lower the learning rate or turn on grad_clip")
-        optimizer.zero_grad(set_to_none=True)
+        state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        schedule.step()
-        if ema is not None:
-            ema.update_parameters(model)
+        state.optimizer.step()
+        state.schedule.step()
+        if state.ema is not None:
+            state.ema.update_parameters(model)
         loss_sum += loss.detach() * len(index)
     return float(loss_sum) / n
 
@@ -277,18 +338,18 @@ def _train_to_the_end(model, train, train_labels, cfg: TrainParams, device, seed
                       progress: bool, amp: bool) -> TrainResult:
     """`selection: final`: every epoch on all training rows, no validation; the final weights (or
     their moving average, with `ema_decay`) are the model."""
-    optimizer, schedule, order, masks, ema = _setup(model, cfg, len(train_labels), device, seed)
+    state = _setup(model, cfg, len(train_labels), device, seed)
     result = TrainResult(best_epoch=cfg.max_epochs, best_val_auc=math.nan)
     for epoch in tqdm(range(1, cfg.max_epochs + 1), desc=name, unit="epoch", disable=not progress,
                       mininterval=1.0, leave=True):
         start = time.perf_counter()
-        train_loss = _epoch(model, train, train_labels, cfg, device, order, masks, optimizer, schedule, ema,
-                            amp, f"{name}: the training loss became {{}} in epoch {epoch}")
+        train_loss = _epoch(model, train, train_labels, cfg, device, state, amp,
+                            f"{name}: the training loss became {{}} in epoch {epoch}")
         log = EpochLog(epoch=epoch, train_loss=train_loss, val_loss=math.nan, val_auc=math.nan,
-                       lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+                       lr=state.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         result.history.append(log)
         if on_epoch:
             on_epoch(log)
-    if ema is not None:
-        model.load_state_dict(ema.module.state_dict())
+    if state.ema is not None:
+        model.load_state_dict(state.ema.module.state_dict())
     return result

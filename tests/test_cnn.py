@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rbp.cnn import CNNFamily, ConvClassifier
+from rbp.cnn import CNNFamily, CNNParams, ConvClassifier
 from rbp.kmers import MASK_ID, encode_nucleotides
-from rbp.params import CNNParams
 from rbp.predictor import Predictor
 from rbp.train import predict
 

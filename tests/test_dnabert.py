@@ -9,10 +9,9 @@ import torch
 from transformers import BertForSequenceClassification, BertTokenizer
 
 from rbp.data import sha256_file
-from rbp.dnabert import SIZES, DNABERTFamily, encode, scratch_config, scratch_model
+from rbp.dnabert import SIZES, DNABERTFamily, DNABERTParams, encode, scratch_config, scratch_model
 from rbp.dnabert_checkpoint import DNABERTError, load_checkpoint, read_checkpoint, save_checkpoint
 from rbp.kmers import kmer_vocab
-from rbp.params import DNABERTParams
 from rbp.train import probability_of
 from tests.dnabert_layout import mlm_state_dict, write_dnabert_checkpoint
 
@@ -353,8 +352,7 @@ def test_padding_does_not_change_logits(checkpoint_dir, attn_implementation):
 
 
 def test_family_keeps_the_centre_of_sequences_longer_than_the_token_limit():
-    from rbp.dnabert import DNABERTFamily
-    from rbp.params import DNABERTParams
+    from rbp.dnabert import DNABERTFamily, DNABERTParams
 
     family = DNABERTFamily(DNABERTParams(max_seq_length=10), 3)
     long = "A" * 20 + "CGTACGTACG" + "T" * 20  # 50 nt; 8 k-mers fit between [CLS] and [SEP]

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from rbp.cnn import CNNFamily
+from rbp.cnn import CNNFamily, CNNParams
 from rbp.cv import run_fold
 from rbp.data import folds_for
-from rbp.ensemble import EnsembleFamily
-from rbp.lstm import LSTMFamily
-from rbp.params import CNNParams, EnsembleParams, LSTMParams, load_params
+from rbp.ensemble import EnsembleFamily, EnsembleParams
+from rbp.lstm import LSTMFamily, LSTMParams
+from rbp.params import load_params
 from rbp.predictor import Predictor
 from rbp.train import predict
 

@@ -9,9 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from rbp.cv import run_fold
 from rbp.data import folds_for
-from rbp.kmer_lr import KmerLRFamily, kmer_spectrum
+from rbp.kmer_lr import KmerLRFamily, KmerLRParams, kmer_spectrum
 from rbp.kmers import kmer_counts, kmer_vocab
-from rbp.params import KmerLRParams, load_params
+from rbp.params import load_params
 from rbp.train import predict
 
 

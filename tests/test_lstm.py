@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from rbp.errors import RbpError
-from rbp.lstm import BiLSTMClassifier, LSTMFamily
-from rbp.params import LSTMParams
+from rbp.lstm import BiLSTMClassifier, LSTMFamily, LSTMParams
 
 
 def _lstm_params(input_size, hidden, layers):

@@ -8,9 +8,8 @@ from torch import nn
 from rbp.cv import run_fold
 from rbp.data import Folds, load_labelled, make_folds, write_folds
 from rbp.fasta import Record, write_fasta
-from rbp.lstm import LSTMFamily
-from rbp.params import LSTMParams, TrainParams
-from rbp.train import EarlyStopping, TrainingError, make_schedule, train_model
+from rbp.lstm import LSTMFamily, LSTMParams
+from rbp.train import EarlyStopping, TrainingError, TrainParams, make_schedule, train_model
 
 CPU = torch.device("cpu")
 TINY = LSTMParams(embedding_dim=16, hidden_size=16, num_layers=1, dense_size=8, optimizer="adam", lr=1e-2,
@@ -205,8 +204,7 @@ def test_schedules_warm_up_then_decay(schedule, expected):
 
 @pytest.mark.parametrize("ema_decay", [None, 0.9])
 def test_dnabert_checkpoint_fine_tunes_on_a_separable_problem(tmp_path, ema_decay):
-    from rbp.dnabert import DNABERTFamily
-    from rbp.params import DNABERTParams
+    from rbp.dnabert import DNABERTFamily, DNABERTParams
     from tests.dnabert_layout import write_dnabert_checkpoint
 
     folds = _separable_folds(tmp_path)
