@@ -19,7 +19,8 @@ import torch
 from common import report, sync
 
 from rbp.dnabert import DNABERTParams, encode, scratch_model
-from rbp.train import loss_of, make_optimizer, seed_everything
+from rbp.optim import make_optimizer
+from rbp.train import loss_of, seed_everything
 
 BATCH, LENGTH = 32, 81
 

@@ -19,8 +19,9 @@ from common import report, sync
 
 from rbp.kmers import mask_kmers
 from rbp.lstm import LSTMFamily
+from rbp.optim import make_optimizer
 from rbp.params import load_params
-from rbp.train import loss_of, make_optimizer, predict, seed_everything
+from rbp.train import loss_of, predict, seed_everything
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN, LENGTH = 4464, 81

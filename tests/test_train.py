@@ -9,7 +9,8 @@ from rbp.cv import run_fold
 from rbp.data import Folds, load_labelled, make_folds, write_folds
 from rbp.fasta import Record, write_fasta
 from rbp.lstm import LSTMFamily, LSTMParams
-from rbp.train import EarlyStopping, TrainingError, TrainParams, make_schedule, train_model
+from rbp.optim import EarlyStopping, make_schedule
+from rbp.train import TrainingError, TrainParams, train_model
 
 CPU = torch.device("cpu")
 TINY = LSTMParams(embedding_dim=16, hidden_size=16, num_layers=1, dense_size=8, optimizer="adam", lr=1e-2,
