@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,15 +74,8 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
     text = _text(path)
     if not text.strip():
         raise FastaError(f"{path}: empty file, no FASTA records")
-
     result = FastaFile(path=path, records=[])
-    seen: dict[str, int] = {}
-    header: tuple[str, int] | None = None  # (id, line number) of the record being read
-    chunks: list[str] = []
-
-    def finish() -> None:
-        rid, line_no = header
-        sequence = "".join(chunks).upper().replace("U", "T")
+    for rid, line_no, sequence in _parse(path, text):
         if not sequence:
             raise FastaError(f"{path}, line {line_no}: header '>{rid}' has no sequence")
         if AMBIGUOUS.intersection(sequence):
@@ -93,16 +87,23 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
                 )
             if ambiguous == "skip":
                 result.skipped.append(rid)
-                return
+                continue
         result.records.append(Record(rid, sequence))
+    return result
 
+
+def _parse(path: Path, text: str) -> Iterator[tuple[str, int, str]]:
+    """(id, header line, sequence upper-cased with U as T) of each record, checked line by line."""
+    seen: dict[str, int] = {}
+    header: tuple[str, int] | None = None  # (id, line number) of the record being read
+    chunks: list[str] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         if line.startswith(">"):
             if header is not None:
-                finish()
+                yield *header, "".join(chunks).upper().replace("U", "T")
             fields = line[1:].split()
             if not fields:
                 raise FastaError(f"{path}, line {line_no}: header without an id")
@@ -127,8 +128,8 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
                 f"in record '{header[0]}'"
             )
         chunks.append(line)
-    finish()
-    return result
+    if header is not None:
+        yield *header, "".join(chunks).upper().replace("U", "T")
 
 
 def write_fasta(path: str | Path, records: list[Record], rna: bool = False, width: int = 60) -> None:
