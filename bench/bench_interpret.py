@@ -1,7 +1,7 @@
 """Time of in-silico mutagenesis: 500 sequences of 81 nt (3 x 81 variants each), one fold model.
 
 Untrained models of the default recipes' sizes (weights do not change the speed), scored through
-`rbp.predictor.Predictor.probabilities`, exactly what `07_interpret` runs; then TF-MoDISco on the
+`rbp.fold_ensemble.FoldEnsemble.probabilities`, exactly what `07_interpret` runs; then TF-MoDISco on the
 result (its numba kernels compiled beforehand, as `07_interpret` starts them early). Needs only the
 core of rbp. Prints a Markdown table; --json writes it.
 
@@ -19,9 +19,9 @@ from common import report
 
 from rbp.attribution import ism
 from rbp.families import make_family
+from rbp.fold_ensemble import FoldEnsemble
 from rbp.motif_discovery import discover, warm_up
 from rbp.params import load_params
-from rbp.predictor import Predictor
 from rbp.train import resolve_device, seed_everything
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def main() -> None:
     for name in ("lstm", "dnabert"):
         family = make_family(name, params)
         seed_everything(0)
-        predictor = Predictor(family, params, [family.build().eval()], [1], 81, 0.5).to(device)
+        predictor = FoldEnsemble(family, params, [family.build().eval()], [1], 81, 0.5).to(device)
         start = time.perf_counter()
         hypothetical = ism(lambda variants, p=predictor: p.probabilities(variants, 1, logits=True), sequences)
         seconds = time.perf_counter() - start

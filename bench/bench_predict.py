@@ -2,7 +2,7 @@
 
 Each family's model is an untrained ensemble of `--folds` fold models (weights do not change the
 speed) with the sizes of a params file, scanning a random transcript of `--length` nt with windows of
-81 nt. The scan path is `rbp.predict.scan_sequence`, exactly what `rbp predict` runs per sequence.
+81 nt. The scan path is `rbp.apply.scan_sequence`, exactly what `rbp predict` runs per sequence.
 A reference row times the CV loop's evaluation path (`rbp.train.predict` at batch 256 over encoded
 81-nt sequences, one model). Needs only the core of rbp. Prints a Markdown table; --json writes it.
 
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from common import report, sync
 
+from rbp.apply import scan_sequence
 from rbp.families import make_family
+from rbp.fold_ensemble import FoldEnsemble
 from rbp.params import load_params
-from rbp.predict import scan_sequence
-from rbp.predictor import Predictor
 from rbp.train import predict, resolve_device, seed_everything
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,17 +34,17 @@ def _transcript(length: int, seed: int = 0) -> str:
     return "".join(np.random.default_rng(seed).choice(list("ACGT"), size=length))
 
 
-def _predictor(family_name: str, params_name: str, folds: int, device: torch.device) -> Predictor:
+def _predictor(family_name: str, params_name: str, folds: int, device: torch.device) -> FoldEnsemble:
     # the family's part of a recipe; DNABERT at the CPU size (scratch weights: speed is the same)
     overrides = ["dnabert.size=small"] if family_name == "dnabert" else ["notebooks=[01_preprocess, 03_lstm_cv]"]
     params = load_params(ROOT / "params" / f"{params_name}.yaml", overrides)
     family = make_family(family_name, params)
     seed_everything(0)
     models = [family.build().eval() for _ in range(folds)]
-    return Predictor(family, params, models, list(range(1, folds + 1)), WINDOW, 0.5).to(device)
+    return FoldEnsemble(family, params, models, list(range(1, folds + 1)), WINDOW, 0.5).to(device)
 
 
-def scan_rate(predictor: Predictor, sequence: str, stride: int, device: torch.device) -> dict:
+def scan_rate(predictor: FoldEnsemble, sequence: str, stride: int, device: torch.device) -> dict:
     scan_sequence(predictor, "warm-up", sequence[:2000], stride, 0.5)
     sync(device)
     start = time.perf_counter()
@@ -55,7 +55,7 @@ def scan_rate(predictor: Predictor, sequence: str, stride: int, device: torch.de
             "windows_per_s": round(len(scan.starts) / seconds), "nt_per_s": round(len(sequence) / seconds)}
 
 
-def evaluation_rate(predictor: Predictor, n: int, device: torch.device) -> float:
+def evaluation_rate(predictor: FoldEnsemble, n: int, device: torch.device) -> float:
     """The CV loop's evaluation path for one model: encoded windows, batch 256."""
     sequence = _transcript(n + WINDOW)
     inputs = predictor.family.encode([sequence[i:i + WINDOW] for i in range(n)])

@@ -75,22 +75,19 @@ def run_candidate(name: str, data: str, seed: int) -> dict:
 def import_run(name: str, cv_run_id: str) -> dict:
     """A candidate already cross-validated on these folds by `rbp run`: its fold predictions (test and
     validation) and figures, read from its MLflow CV run instead of training it again."""
-    import mlflow
+    from rbp.tracking import connect, reading
 
-    from rbp import runs
-    from rbp.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    cv_run = runs._cv_run(runs.client().get_run(cv_run_id))
+    connect()
+    cv_run = reading.cv_run(cv_run_id)
     frames = []
-    for fold_run in runs.fold_runs(cv_run):
-        frames += [runs._artifact_frame(fold_run.info.run_id, "predictions.csv").assign(split="test"),
-                   runs._artifact_frame(fold_run.info.run_id, "val_predictions.csv").assign(split="dev")]
+    for fold_run in reading.fold_runs(cv_run):
+        frames += [reading.artifact_frame(fold_run.info.run_id, "predictions.csv").assign(split="test"),
+                   reading.artifact_frame(fold_run.info.run_id, "val_predictions.csv").assign(split="dev")]
     pd.concat(frames).to_csv(CACHE / f"{name}.csv.gz", index=False)
-    metrics = runs.run_metrics(cv_run_id)
+    metrics = reading.run_metrics(cv_run_id)
     record = {"name": name, "family": CANDIDATES[name][0], "overrides": CANDIDATES[name][1], "cv_run_id": cv_run_id,
               "folds_sha256": cv_run.folds_sha256,
-              "seconds": round(sum(r.data.metrics.get("fold_seconds", 0) for r in runs.fold_runs(cv_run))),
+              "seconds": round(sum(r.data.metrics.get("fold_seconds", 0) for r in reading.fold_runs(cv_run))),
               **{k: v for k, v in metrics.items() if k.startswith(("mean_", "std_"))}}
     (CACHE / f"{name}.json").write_text(json.dumps(record, indent=1))
     return record

@@ -1,6 +1,6 @@
-"""Apply a trained model to new sequences: score sites, scan transcripts, call binding sites.
+"""Applying a trained model to a FASTA file: score sites, scan transcripts, call binding sites.
 
-`predict(model, fasta)` reads a FASTA file (RNA or DNA, any case; IUPAC codes become unknown k-mers)
+`apply_model(model, fasta)` reads a FASTA file (RNA or DNA, any case; IUPAC codes become unknown k-mers)
 and writes, into a new folder (complete or not at all):
 
 - `scores.tsv`: per sequence its length, windows, best window's probability, call, sites (and motif hits);
@@ -32,8 +32,8 @@ import pandas as pd
 
 from rbp.errors import RbpError
 from rbp.fasta import read_fasta
+from rbp.fold_ensemble import MANIFEST, FoldEnsemble
 from rbp.motifs import motif_regex
-from rbp.predictor import MANIFEST, Predictor
 from rbp.scan import bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
 
 
@@ -62,28 +62,26 @@ class PredictResult:
                 f"(threshold {s['threshold']:.3f}) in {s['seconds']:.1f} s: {self.out}")
 
 
-def load_model(model, device: str = "auto") -> tuple[Predictor, str]:
-    """A Predictor as given, from a local folder (a predictor folder, or an MLflow model folder that
-    holds one), or (through MLflow) from a model URI or name."""
-    if isinstance(model, Predictor):
+def load_model(model, device: str = "auto") -> tuple[FoldEnsemble, str]:
+    """A FoldEnsemble and where it came from: as given, or from a local folder (a predictor folder, or an
+    MLflow model folder that holds one). A model URI or name is MLflow's: `rbp.tracking.load_model`
+    resolves those and folders alike."""
+    if isinstance(model, FoldEnsemble):
         return model, model.source or "(in memory)"
     folder = Path(str(model))
-    if folder.is_dir():
-        nested = [path.parent for path in folder.rglob(MANIFEST)]
-        predictor = Predictor.load(folder if (folder / MANIFEST).is_file() or not nested else nested[0], device)
-        uri = str(folder.resolve())
-    else:
-        from rbp import serving  # MLflow is needed only to resolve URIs and names
-
-        predictor, uri = serving.load(str(model), device)
-    predictor.source = uri
-    return predictor, uri
+    if not folder.is_dir():
+        raise RbpError(f"model {model}: not a model folder; a model URI or registered name is loaded through "
+                       "MLflow (`rbp predict --model` and `rbp.tracking.load_model` take either)")
+    nested = [path.parent for path in folder.rglob(MANIFEST)]
+    predictor = FoldEnsemble.load(folder if (folder / MANIFEST).is_file() or not nested else nested[0], device)
+    predictor.source = str(folder.resolve())
+    return predictor, predictor.source
 
 
 def input_fasta(predictors: dict, fasta: str | Path | None, folder: str | Path, seed: int = 42
                 ) -> tuple[Path, dict[str, list[int]]]:
     """The FASTA to score, and the planted site starts per sequence when it is synthetic: `fasta`
-    when given; otherwise, when every model (label -> Predictor) learned from the built-in synthetic
+    when given; otherwise, when every model (label -> FoldEnsemble) learned from the built-in synthetic
     set, a synthetic transcript with planted sites written into `folder`. Models of real data need a
     FASTA: planted Pumilio-like elements say nothing about them."""
     from rbp.config import resolve
@@ -108,7 +106,7 @@ def default_out(output_dir: str | Path = "outputs") -> Path:
     return resolve(output_dir) / f"predict-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def scan_sequence(predictor: Predictor, sequence_id: str, sequence: str, stride: int, threshold: float,
+def scan_sequence(predictor: FoldEnsemble, sequence_id: str, sequence: str, stride: int, threshold: float,
                   motif: str | None = None) -> Scan:
     starts, scores = predictor.window_scores(sequence, stride)
     track = profile(len(sequence), starts, predictor.window, scores)
@@ -117,9 +115,13 @@ def scan_sequence(predictor: Predictor, sequence_id: str, sequence: str, stride:
     return Scan(sequence_id, len(sequence), starts, scores, track, sites, hits)
 
 
-def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
+def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
             threshold: float | None = None, motif: str | None = None, k: int | None = None,
-            figures: int = 10, device: str = "auto", progress: bool = True, explain: bool = False) -> PredictResult:
+            figures: int = 10, device: str = "auto", progress: bool = True, explain: bool = False,
+            load=load_model) -> PredictResult:
+    """Score `fasta` with `model` into the folder `out` (see the module's docstring). `load` turns
+    `model` into a FoldEnsemble: `load_model` here (a FoldEnsemble or a local folder), or
+    `rbp.tracking.load_model`, which also resolves model URIs and registered names."""
     start_time = time.perf_counter()
     if threshold is not None and not 0 <= threshold <= 1:
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
@@ -129,7 +131,7 @@ def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RbpError(f"{out}: already exists; give another --out or remove it")
     records = read_fasta(fasta, ambiguous="keep").records
-    predictor, uri = load_model(model, device)
+    predictor, uri = load(model, device)
     predictor.with_k(k)
     check_stride(predictor.window, stride)  # before any work
     short = [r for r in records if len(r.sequence) < predictor.k]
@@ -156,7 +158,7 @@ def predict(model, fasta: str | Path, out: str | Path | None = None, stride: int
     return result
 
 
-def explain_sites(predictor: Predictor, sequence: str, sites) -> np.ndarray:
+def explain_sites(predictor: FoldEnsemble, sequence: str, sites) -> np.ndarray:
     """A per-nucleotide attribution track of a long sequence (NaN where nothing was explained): for
     each called site, in-silico mutagenesis of the window of the training length centred on its
     summit, by the ensemble (the mean of its fold models)."""

@@ -28,10 +28,12 @@ DEFAULT_PARAMS = "params/default.yaml"
 
 
 def _predict(args) -> int:
-    from rbp.predict import predict
+    from rbp.apply import apply_model
+    from rbp.tracking import load_model
 
-    result = predict(args.model, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
-                     motif=args.motif, k=args.k, figures=args.figures, device=args.device, explain=args.explain)
+    result = apply_model(args.model, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
+                         motif=args.motif, k=args.k, figures=args.figures, device=args.device, explain=args.explain,
+                         load=load_model)
     print(result)
     return 0
 
@@ -95,16 +97,14 @@ def _leaderboard(args) -> int:
 
 
 def _runs(args) -> int:
-    from rbp.tracking import close_stale_runs, tracking_uri
+    from rbp.tracking import close_stale_runs, connect
 
     if not args.clean_stale:
         print("nothing asked: give --clean-stale", file=sys.stderr)
         return 2
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = connect()
     if not close_stale_runs():
-        print(f"no run left RUNNING by a dead process of this host in {tracking_uri()}")
+        print(f"no run left RUNNING by a dead process of this host in {uri}")
     return 0
 
 
@@ -120,8 +120,29 @@ def _interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rbp", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the runs as KILLED, like Ctrl-C
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return args.func(args)
+    except RbpError as exc:
+        print(f"\nrbp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nrbp: interrupted", file=sys.stderr)
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per task, each with its own options."""
+    top = argparse.ArgumentParser(prog="rbp", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_predict, _add_runs, _add_server, _add_workflow, _add_leaderboard, _add_ui):
+        add(sub)
+    return top
+
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="run the pipeline of a params file")
     run.add_argument("--params", help=f"params YAML (default: {DEFAULT_PARAMS})")
     run.add_argument("-p", "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -130,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="reopen a pipeline run (its name or id) that was killed or failed and run only what is "
                           "missing: finished steps and finished folds are kept")
     run.set_defaults(func=_run)
+
+
+def _add_predict(sub) -> None:
     predict = sub.add_parser(
         "predict", help="score sequences and scan transcripts with a trained model",
         description="Score each sequence of a FASTA file; sequences longer than the model's window are scanned "
@@ -152,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                               "window around each called site's summit")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.set_defaults(func=_predict)
+
+
+def _add_runs(sub) -> None:
     runs = sub.add_parser("runs", help="look after the runs in the project's store")
     runs.add_argument("--clean-stale", action="store_true",
                       help="mark KILLED the runs left RUNNING by processes of this host that died")
     runs.set_defaults(func=_runs)
+
+
+def _add_server(sub) -> None:
     server = sub.add_parser(
         "server", help="an MLflow tracking server over the project's store, for jobs that log side by side",
         description="Starts `mlflow server` over the project's store (mlruns/mlflow.db, artifacts served from "
@@ -168,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--artifacts-destination", help="where artifacts go, e.g. s3://bucket/path (default: "
                                                         "mlruns/artifacts beside the project's store)")
     server.set_defaults(func=_server)
+
+
+def _add_workflow(sub) -> None:
     workflow = sub.add_parser("workflow", help="the jobs of workflow/Snakefile (see the README: many data sets)")
     actions = workflow.add_subparsers(dest="action", required=True)
     opening = actions.add_parser("open", help="open a data set's pipeline run: folds and a CV run per model")
@@ -185,26 +218,21 @@ def main(argv: list[str] | None = None) -> int:
     closing.add_argument("run", help="the JSON file `rbp workflow open` wrote")
     closing.add_argument("--out", required=True)
     workflow.set_defaults(func=_workflow)
+
+
+def _add_leaderboard(sub) -> None:
     board = sub.add_parser("leaderboard", help="the models of several pipeline runs (one per data set) side by side")
     board.add_argument("runs", nargs="+", help="pipeline runs: names, ids, or the workflow's pipeline.json targets")
     board.add_argument("--out", help="also write the leaderboard run's id and report path to this JSON file")
     board.add_argument("--output-dir", default="outputs", help="where its folder goes (default outputs/)")
     board.set_defaults(func=_leaderboard)
+
+
+def _add_ui(sub) -> None:
     ui = sub.add_parser("ui", help="the MLflow UI over the project's store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=_ui)
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the runs as KILLED, like Ctrl-C
-    signal.signal(signal.SIGINT, _interrupt)
-    try:
-        return args.func(args)
-    except RbpError as exc:
-        print(f"\nrbp: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nrbp: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

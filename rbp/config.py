@@ -1,8 +1,10 @@
-"""Where the project lives: the root that holds params/, notebooks/, mlruns/ and outputs/."""
+"""Where the project lives (the root that holds params/, notebooks/, mlruns/ and outputs/), and how
+its runs and folders are named."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -36,3 +38,25 @@ def new_run_name(dataset: str, step: str | None = None) -> str:
 
     stamp = f"{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     return f"{stamp}-{step}" if step else stamp
+
+
+def claim_run_dir(folder: Path, name: str) -> Path:
+    """Create `folder/name`, or `name-2`, `name-3`, ... when a run started in the same second owns
+    it; mkdir is atomic, so two pipelines never share an output folder."""
+    from rbp.errors import RbpError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = folder / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RbpError(f"output_dir: {folder} holds too many runs named {name}*")
+
+
+def slug(label: str, separator: str = "-") -> str:
+    """A model label as an MLflow key or folder name: `DNABERT (pretrained)` -> `dnabert-pretrained`
+    (with `separator="_"`: `dnabert_pretrained`, as metric names have it)."""
+    return re.sub(r"[^a-z0-9.]+", separator, label.lower()).strip(separator) or "model"

@@ -28,7 +28,7 @@ from rbp.schema import build
 from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of, predict
 
 if TYPE_CHECKING:
-    from rbp.predictor import Predictor
+    from rbp.fold_ensemble import FoldEnsemble
 
 MANIFEST = "ensemble.json"
 EDGE = 1e-12  # probabilities are kept this far from 0 and 1 when the mean is turned back into a logit
@@ -82,14 +82,14 @@ class MeanProbability(nn.Module):
 
 
 class EnsembleFamily:
-    """Combines the fold models of `members` (family name → its cross-validation as a `Predictor`),
+    """Combines the fold models of `members` (family name → its cross-validation as a `FoldEnsemble`),
     which the notebook loads from the run's registered models; a saved ensemble brings its members'
     families with it."""
 
     name = "ensemble"
     amp = False
 
-    def __init__(self, params: EnsembleParams, k: int, members: dict[str, Predictor] | None = None):
+    def __init__(self, params: EnsembleParams, k: int, members: dict[str, FoldEnsemble] | None = None):
         self.params, self._k = params, k
         members = members or {}
         self.members: dict[str, ModelFamily] = {name: predictor.family for name, predictor in members.items()}

@@ -1,6 +1,6 @@
 """A trained cross-validation as one model to apply: the K fold models as an ensemble (mean
 probability), the k-mer encoding and window length they were trained with, and a decision threshold
-chosen on the folds' validation splits. Saved as a plain folder; no MLflow here (`rbp.serving` wraps
+chosen on the folds' validation splits. Saved as a plain folder; no MLflow here (`rbp.tracking.flavour` wraps
 the folder as an MLflow model).
 
 Folder layout: `predictor.json` (family, params, window, threshold, figures) and one folder per fold
@@ -46,7 +46,7 @@ def choose_threshold(labels, probabilities) -> float:
 
 
 @dataclass
-class Predictor:
+class FoldEnsemble:
     family: ModelFamily
     params: Params
     models: list[torch.nn.Module]
@@ -71,7 +71,7 @@ class Predictor:
     def label(self) -> str:
         return FAMILIES[self.family.name].label
 
-    def to(self, device: str | torch.device) -> Predictor:
+    def to(self, device: str | torch.device) -> FoldEnsemble:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.models = [m.to(self.device).eval() for m in self.models]
         return self
@@ -144,7 +144,7 @@ class Predictor:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> FoldEnsemble:
         directory = Path(directory)
         path = directory / MANIFEST
         if not path.is_file():
@@ -165,7 +165,7 @@ class Predictor:
         except (KeyError, TypeError, ValueError, ParamsError) as exc:
             raise RbpError(f"{path}: not a readable rbp model ({type(exc).__name__}: {exc})") from None
 
-    def with_k(self, k: int | None) -> Predictor:
+    def with_k(self, k: int | None) -> FoldEnsemble:
         """Refuse a k other than the one the model was trained with (the k-mer encoding is fixed)."""
         if k is not None and k != self.k:
             raise RbpError(f"k = {k} was given, but this model was trained on {self.k}-mers; leave k out")
@@ -181,13 +181,13 @@ def training_window(folds) -> int:
 
 
 def from_cross_validation(family: ModelFamily, params: Params, folds, results, info: dict | None = None
-                          ) -> Predictor:
-    """The Predictor of a finished cross-validation (`rbp.cv.FoldResult`s with validation predictions)."""
+                          ) -> FoldEnsemble:
+    """The FoldEnsemble of a finished cross-validation (`rbp.cv.FoldResult`s with validation predictions)."""
     parts = [r.val_predictions for r in results if r.val_predictions is not None]
     if parts:
         validation = pd.concat(parts, ignore_index=True)
         threshold = choose_threshold(validation.label, validation.probability)
     else:  # selection: final keeps no validation split: the class of the larger probability, as DNABERT calls
         threshold = 0.5
-    return Predictor(family, dataclasses.replace(params), [r.model for r in results], [r.fold for r in results],
+    return FoldEnsemble(family, dataclasses.replace(params), [r.model for r in results], [r.fold for r in results],
                      training_window(folds), threshold, dict(info or {}))

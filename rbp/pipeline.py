@@ -14,38 +14,28 @@ import tempfile
 import textwrap
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import papermill
-import yaml
 from papermill.exceptions import PapermillExecutionError
 
-from rbp import progress, resume, tracking
-from rbp.compare import VERDICT_FILE
-from rbp.config import new_run_name, project_root, resolve
+from rbp import progress, tracking
+from rbp.config import project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
 from rbp.interpret import describe_summary
 from rbp.params import Params, from_dict, load_params
-from rbp.runs import find_pipeline_run
+from rbp.reporting import VERDICT_FILE
+from rbp.tracking.lifecycle import PipelineRun
+from rbp.tracking.resume import logged_params, steps_done
 from rbp.train import resolve_device
 
 
 class PipelineError(RbpError):
     """A notebook of the pipeline failed; the message names it, its cell and the error."""
-
-
-@dataclass
-class PipelineResult:
-    run_id: str
-    run_name: str
-    run_dir: Path
-    experiment_id: str
 
 
 def check_inputs(params: Params):
@@ -66,20 +56,6 @@ def check_inputs(params: Params):
     if "06_predict" in params.notebooks and params.predict.fasta:  # read now, not after hours of training
         read_fasta(resolve(params.predict.fasta), ambiguous="keep")
     return data
-
-
-def claim_run_dir(folder: Path, name: str) -> Path:
-    """Create `folder/name`, or `name-2`, `name-3`, ... when a run started in the same second owns
-    it; mkdir is atomic, so two pipelines never share an output folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        candidate = folder / (name if n == 1 else f"{name}-{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise PipelineError(f"output_dir: {folder} holds too many runs named {name}*")
 
 
 def skip_reason(name: str, params: Params) -> str | None:
@@ -149,14 +125,14 @@ def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, 
                                        extra_arguments=KERNEL_ARGUMENTS)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists() and run_id:
-            mlflow.MlflowClient().log_artifact(run_id, str(output), "notebooks")
+            tracking.log_notebook(run_id, output)
         echo(f"  {output.stem}: failed after {time.perf_counter() - start:.0f} s")
         if isinstance(exc, PapermillExecutionError):
             raise _failure(output.stem, exc, output) from None
         raise PipelineError(f"notebook {output.stem} stopped: {type(exc).__name__}: {exc} "
                             f"(executed notebook: {output})") from None
     if run_id:
-        mlflow.MlflowClient().log_artifact(run_id, str(output), "notebooks")
+        tracking.log_notebook(run_id, output)
     seconds = time.perf_counter() - start
     echo(f"  {output.stem}: done in {seconds:.0f} s -> {output}")
     if name == "04_compare":
@@ -185,22 +161,14 @@ def _announce_verdict(path: Path, report: Path, run_id: str, echo) -> None:
          + (textwrap.fill(models.replace("`", ""), 100) + "\n" if models else ""))
     note = (f"**Verdict.** {verdict['sentence']}\n\n{table.to_markdown()}\n\n{models}\n\n"
             f"Report: `{report}` (also under `reports/` in this run's artifacts).")
-    client = mlflow.MlflowClient()
-    client.set_tag(run_id, tracking.NOTE, note)
-    # The experiment's description heads its runs page in the UI: the latest verdict is seen first there.
-    run = client.get_run(run_id)
     headline = re.split(r"[.:]", verdict["sentence"], maxsplit=1)[0]
     scores = ", ".join(f"{model} {row['ROC AUC']}" for model, row in table.iterrows())
-    client.set_experiment_tag(run.info.experiment_id, tracking.NOTE,
-                              f"**Latest verdict** ({run.info.run_name}): {headline}; test ROC AUC {scores}.\n\n"
-                              f"{verdict['sentence']}")
+    tracking.describe_verdict(run_id, note, f"{headline}; test ROC AUC {scores}.\n\n{verdict['sentence']}")
 
 
 def _registered_models(run_id: str) -> dict[str, str]:
     try:
-        from rbp.serving import pipeline_models
-
-        return pipeline_models(run_id)
+        return tracking.pipeline_models(run_id)
     except RbpError:
         return {}
 
@@ -227,44 +195,22 @@ def log_report(notebook_path: str | Path, run_id: str, html_path: str | Path | N
                exclude_input: bool = True, artifact_path: str = "reports") -> Path:
     """Export an executed notebook (the compare step) to HTML beside it and log it to run `run_id`."""
     html = export_html(notebook_path, html_path, exclude_input)
-    mlflow.MlflowClient().log_artifact(run_id, str(html), artifact_path)
+    tracking.log_report(run_id, html, artifact_path)
     return html
 
 
 def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
-                 echo=print) -> PipelineResult:
+                 echo=print) -> PipelineRun:
     params = load_params(resolve(params_file) if params_file else None, overrides)
     data = check_inputs(params)
-    dataset = params.dataset_name
-    experiment_id = tracking.use_experiment(dataset)
-    tracking.close_stale_runs(echo)
-    run_dir = claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
-    run_name = run_dir.name
-    tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline",
-                               synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
-                               params_file=str(params_file or "schema defaults"))
     if params.synthetic:
         echo("No data_dir given: running on the built-in SYNTHETIC set (a smoke test, not a benchmark).")
-    with tracking.run(run_name, tags=tags) as active:
-        run_id = active.info.run_id
-        echo(f"pipeline run {run_name} ({run_id}) in experiment '{dataset}'; outputs in {run_dir}")
-        log_run_params(run_id, params, data)
-        run_steps(params, run_id, run_dir, echo)
-    return PipelineResult(run_id, run_name, run_dir, experiment_id)
-
-
-def log_run_params(run_id: str, params: Params, data) -> None:
-    """What a pipeline run is run with: its params (also as params.yaml, which `--resume` reads) and counts."""
-    from mlflow.entities import Metric, Param
-
-    client, now = mlflow.MlflowClient(), int(time.time() * 1000)
-    counts = {"n_sequences": len(data.table), "n_positives": int(data.table.label.sum()),
-              "n_negatives": int((data.table.label == 0).sum())}
-    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in counts.items()])
-    logged = [Param(key, str(value)) for key, value in params.flat().items()]
-    for start in range(0, len(logged), 100):  # MLflow takes at most 100 params per batch
-        client.log_batch(run_id, params=logged[start:start + 100])
-    client.log_text(run_id, yaml.safe_dump(params.to_dict(), sort_keys=False), "params.yaml")
+    run = tracking.open_pipeline_run(params, data, params_file, echo)
+    with tracking.active_run(run_id=run.run_id):
+        echo(f"pipeline run {run.run_name} ({run.run_id}) in experiment '{params.dataset_name}'; "
+             f"outputs in {run.run_dir}")
+        run_steps(params, run.run_id, run.run_dir, echo)
+    return run
 
 
 def run_values(params: Params, run_id: str, run_dir: Path) -> dict:
@@ -299,38 +245,34 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
                 continue
             seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
                                        notebook_parameters(name, params, **values, **window), run_id, echo)
-            mlflow.MlflowClient().set_tag(run_id, f"{resume.STEP_TAG}{stem}", f"done in {seconds:.0f} s")
+            tracking.mark_step_done(run_id, stem, seconds)
     except BaseException as exc:
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
 
 
-def resume_pipeline(name_or_id: str, echo=print) -> PipelineResult:
+def resume_pipeline(name_or_id: str, echo=print) -> PipelineRun:
     """Reopen a pipeline run that was killed or failed and run only what is missing: its finished
     steps are kept, and in a model step its finished folds (see `rbp.tracking.CVLogger`)."""
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    previous = find_pipeline_run(name_or_id, "--resume")
-    run_id, run_name = previous.info.run_id, previous.info.run_name
-    params = from_dict(resume.logged_params(previous), f"params of pipeline run {run_name}")
+    tracking.connect()
+    previous = tracking.find_pipeline_run(name_or_id, "--resume")
+    params = from_dict(logged_params(previous), f"params of pipeline run {previous.info.run_name}")
     data = check_inputs(params)
     if data.data_sha256 != previous.data.tags.get("data_sha256"):
-        raise PipelineError(f"--resume: the data of pipeline run {run_name} changed since it ran (data_sha256 "
-                            f"{previous.data.tags.get('data_sha256', '?')[:12]}, now {data.data_sha256[:12]}): "
-                            "start a new run")
-    experiment_id = tracking.use_experiment(params.dataset_name)
-    tracking.close_stale_runs(echo)  # what the killed process left RUNNING is KILLED now
-    run_dir = resolve(params.output_dir) / run_name
-    done = resume.steps_done(mlflow.MlflowClient().get_run(run_id))
-    if not (run_dir / "folds" / "manifest.json").is_file():
+        raise PipelineError(f"--resume: the data of pipeline run {previous.info.run_name} changed since it ran "
+                            f"(data_sha256 {previous.data.tags.get('data_sha256', '?')[:12]}, now "
+                            f"{data.data_sha256[:12]}): start a new run")
+    run = tracking.reopen_pipeline_run(previous, params, echo)
+    done = steps_done(tracking.client().get_run(run.run_id))
+    if not (run.run_dir / "folds" / "manifest.json").is_file():
         done.discard("01_preprocess")  # the folds' files are gone: made again (the same folds, from the seed)
     todo = [stem for name, stem, _ in steps(params) if stem not in done and not skip_reason(name, params)]
     if not todo:
-        echo(f"pipeline run {run_name} ({run_id}) finished every step: nothing to resume")
-        return PipelineResult(run_id, run_name, run_dir, experiment_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tags = {**tracking.process_tags(), resume.RESUMED: str(resume.times_resumed(previous) + 1)}
-    with tracking.run(run_name, run_id=run_id, tags=tags):
-        echo(f"resuming pipeline run {run_name} ({run_id}) in experiment '{params.dataset_name}': "
-             f"{', '.join(todo)} to run; outputs in {run_dir}")
-        run_steps(params, run_id, run_dir, echo, done)
-    return PipelineResult(run_id, run_name, run_dir, experiment_id)
+        echo(f"pipeline run {run.run_name} ({run.run_id}) finished every step: nothing to resume")
+        return run
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    with tracking.active_run(run_id=run.run_id, tags=tracking.resumed_tags(previous)):
+        echo(f"resuming pipeline run {run.run_name} ({run.run_id}) in experiment '{params.dataset_name}': "
+             f"{', '.join(todo)} to run; outputs in {run.run_dir}")
+        run_steps(params, run.run_id, run.run_dir, echo, done)
+    return run

@@ -1,4 +1,5 @@
-"""The length sweep read back from MLflow: test metrics against the window length."""
+"""The length sweep: test metrics against the window length, from the CV runs of a sweep's pipeline
+run and their figures (`rbp.tracking.cv_run_figures` reads them)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ import pandas as pd
 from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS, format_mean_std
 from rbp.metrics import metric as registered
-from rbp.runs import find_cv_runs, model_label, run_metrics
+from rbp.records import CVRun, model_label
 
 
-def sweep_table(pipeline_run_id: str) -> pd.DataFrame:
-    """One row per CV run under the pipeline run: model, length (nt), and mean/std of each test metric."""
+def sweep_table(figures: dict[CVRun, dict[str, float]], pipeline_run_id: str) -> pd.DataFrame:
+    """One row per CV run of a window length (`figures`: CV run -> the metrics it logged, of pipeline
+    run `pipeline_run_id`): model, length (nt), and mean/std of each test metric."""
     rows = []
-    for cv in find_cv_runs(pipeline_run_id=pipeline_run_id):
+    for cv, metrics in figures.items():
         length = cv.tags.get("length", "full")
         if length == "full":
             continue
-        metrics = run_metrics(cv.run_id)
         row = {"model": model_label({**cv.tags, "length": "full"}), "length": int(length),
                "n_folds": int(metrics.get("n_folds", 0)), "run_id": cv.run_id}
         for key in TEST_METRICS:

@@ -14,24 +14,14 @@ import json
 import os
 from pathlib import Path
 
-import mlflow
-
-from rbp import resume, tracking
-from rbp.config import new_run_name, resolve
+from rbp import tracking
+from rbp.config import claim_run_dir, new_run_name, resolve
 from rbp.data import Folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.params import Params, from_dict, load_params
-from rbp.pipeline import (
-    PipelineError,
-    check_inputs,
-    claim_run_dir,
-    execute_notebook,
-    log_run_params,
-    notebook_parameters,
-    run_values,
-)
-from rbp.train import resolve_device
+from rbp.pipeline import PipelineError, check_inputs, execute_notebook, log_report, notebook_parameters, run_values
+from rbp.tracking import resume
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -73,26 +63,17 @@ def open_run(params_file: str | Path | None, overrides: list[str] | None, out: s
         raise RbpError("sweep.lengths: the workflow runs models at one window length; run a length sweep "
                        "with `rbp run`")
     data = check_inputs(params)
-    dataset = params.dataset_name
-    experiment_id = tracking.use_experiment(dataset)
-    run_dir = claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
-    tags = tracking.house_tags(dataset, data.data_sha256, model_family="pipeline", orchestrator="workflow",
-                               synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
-                               params_file=str(params_file or "schema defaults"))
-    tags = {key: value for key, value in tags.items() if key not in tracking.process_tags()}
-    client = mlflow.MlflowClient()
-    run_id = client.create_run(experiment_id, run_name=run_dir.name, tags=tags).info.run_id
-    echo(f"pipeline run {run_dir.name} ({run_id}) in experiment '{dataset}'; outputs in {run_dir}")
-    record = {"run_id": run_id, "run_name": run_dir.name, "run_dir": str(run_dir), "dataset": dataset,
-              "experiment_id": experiment_id, "params": params.to_dict()}
+    run = tracking.open_pipeline_run(params, data, params_file, echo, orchestrator="workflow")
+    echo(f"pipeline run {run.run_name} ({run.run_id}) in experiment '{params.dataset_name}'; outputs in {run.run_dir}")
+    record = {"run_id": run.run_id, "run_name": run.run_name, "run_dir": str(run.run_dir),
+              "dataset": params.dataset_name, "experiment_id": run.experiment_id, "params": params.to_dict()}
     try:
-        log_run_params(run_id, params, data)
         _step(params, record, "01_preprocess", None, echo)
-        folds = Folds(run_dir / "folds")
+        folds = Folds(run.run_dir / "folds")
         for family in model_notebooks(params):
-            tracking.CVLogger(make_family(family, params), folds, getattr(params, family), params, run_id).open()
+            tracking.CVLogger(make_family(family, params), folds, getattr(params, family), params, run.run_id).open()
     except BaseException:
-        client.set_terminated(run_id, "FAILED")  # no job will use it: the next attempt opens another
+        tracking.client().set_terminated(run.run_id, "FAILED")  # no job will use it: the next attempt opens another
         raise
     _write(out, record)
     return record
@@ -105,12 +86,12 @@ def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -
     seconds = execute_notebook(notebook, run_dir / f"{stem}.ipynb", notebook_parameters(notebook, params, **values),
                                record["run_id"], echo)
     if fold is None:
-        mlflow.MlflowClient().set_tag(record["run_id"], f"{resume.STEP_TAG}{notebook}", f"done in {seconds:.0f} s")
+        tracking.mark_step_done(record["run_id"], notebook, seconds)
 
 
 def _done(params: Params, record: dict, notebook: str, fold: int | None) -> bool:
     """Whether MLflow already holds what this step makes."""
-    run = mlflow.MlflowClient().get_run(record["run_id"])
+    run = tracking.client().get_run(record["run_id"])
     if notebook in resume.steps_done(run):
         return True
     family = NOTEBOOK_FAMILY.get(notebook)
@@ -156,7 +137,7 @@ def close_run(run_file: str | Path, out: str | Path, echo=print) -> dict:
     record = _read(run_file)
     params = from_dict(record["params"], f"{run_file}: params")
     tracking.use_experiment(record["dataset"])
-    client = mlflow.MlflowClient()
+    client = tracking.client()
     done = resume.steps_done(client.get_run(record["run_id"]))
     missing = [name for name in workflow_steps(params) if name not in done]
     if missing:
@@ -173,17 +154,14 @@ def leaderboard_job(entries: list[str], out: str | Path | None = None, output_di
     """The leaderboard notebook over pipeline runs (`entries`: targets of `close_run`, run ids or
     names), its executed notebook and HTML report logged to its run in the `leaderboard` experiment."""
     from rbp.leaderboard import EXPERIMENT
-    from rbp.pipeline import log_report
 
     runs = [_read(entry)["run_id"] if entry.endswith(".json") else entry for entry in entries]
     tracking.use_experiment(EXPERIMENT)
     run_dir = claim_run_dir(resolve(output_dir), new_run_name(EXPERIMENT))
     output = run_dir / "08_leaderboard.ipynb"
     execute_notebook("08_leaderboard", output, {"leaderboard_runs": runs, "run_dir": str(run_dir)}, None, echo)
-    client = mlflow.MlflowClient()
-    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
-                             f"attributes.run_name = '{run_dir.name}'")[0]
-    client.log_artifact(run.info.run_id, str(output), "notebooks")
+    run = tracking.find_run(EXPERIMENT, run_dir.name)
+    tracking.log_notebook(run.info.run_id, output)
     report = log_report(output, run.info.run_id)
     echo(f"  leaderboard: {report}")
     result = {"run_id": run.info.run_id, "run_name": run_dir.name, "report": str(report), "pipeline_runs": runs}

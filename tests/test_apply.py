@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
+from rbp.apply import apply_model
 from rbp.cli import main
 from rbp.cv import cross_validate
 from rbp.data import Folds, prepare_folds
 from rbp.errors import RbpError
 from rbp.families import make_family
+from rbp.fold_ensemble import FoldEnsemble, from_cross_validation
 from rbp.params import load_params
-from rbp.predict import predict
-from rbp.predictor import Predictor, from_cross_validation
 from rbp.synthetic import make_transcript, write_transcript
 from tests.conftest import ROOT
 
@@ -40,7 +40,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_the_saved_model_reloads_with_its_window_threshold_and_folds(model_dir):
-    predictor = Predictor.load(model_dir)
+    predictor = FoldEnsemble.load(model_dir)
     assert (predictor.window, predictor.k, predictor.folds) == (81, 3, [1, 2])
     assert 0 < predictor.threshold < 1
     assert json.loads((model_dir / "predictor.json").read_text())["threshold_criterion"].startswith("Youden's J")
@@ -57,7 +57,7 @@ def test_predict_writes_scores_windows_profile_sites_and_figures(model_dir, tmp_
     transcript, planted = make_transcript(seed=1, length=800, sites=2)
     fasta.write_text(f">site\n{'ACGU' * 20}A\n>short\nacguacgu\n>{transcript.id}\n{transcript.sequence}\n")
     out = tmp_path / "out"
-    result = predict(model_dir, fasta, out, stride=7, motif="UGUAHAUA", progress=False)
+    result = apply_model(model_dir, fasta, out, stride=7, motif="UGUAHAUA", progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["figures", "profile.bedgraph", "scores.tsv", "sites.bed",
                                                     "sites.tsv", "summary.json", "windows.tsv"]
     scores = pd.read_csv(out / "scores.tsv", sep="\t")
@@ -95,8 +95,8 @@ def test_a_lower_threshold_calls_at_least_as_many_sites_and_a_gzipped_fasta_read
     record, _ = make_transcript(seed=2, length=1000, sites=3)
     with gzip.open(fasta, "wt") as fh:
         fh.write(f">{record.id}\n{record.sequence}\n")
-    low = predict(model_dir, fasta, tmp_path / "low", stride=5, threshold=0.0, progress=False, figures=0)
-    high = predict(model_dir, fasta, tmp_path / "high", stride=5, threshold=1.0, progress=False, figures=0)
+    low = apply_model(model_dir, fasta, tmp_path / "low", stride=5, threshold=0.0, progress=False, figures=0)
+    high = apply_model(model_dir, fasta, tmp_path / "high", stride=5, threshold=1.0, progress=False, figures=0)
     assert low.sites.to_dict("records")[0]["start"] == 0 and low.sites.end.tolist() == [1000]
     assert len(high.sites) <= len(low.sites)
     assert not any((tmp_path / "low" / "figures").iterdir())
@@ -115,7 +115,7 @@ def test_bad_input_gets_one_message_and_leaves_nothing(model_dir, tmp_path, cont
     fasta = tmp_path / "in.fa"
     fasta.write_text(content)
     with pytest.raises(RbpError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        predict(model_dir, fasta, tmp_path / "out", progress=False, **options)
+        apply_model(model_dir, fasta, tmp_path / "out", progress=False, **options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
 
 
@@ -123,7 +123,7 @@ def test_an_unknown_model_and_an_existing_output_folder_are_refused(model_dir, t
     fasta = tmp_path / "in.fa"
     fasta.write_text(">a\n" + "ACGU" * 30 + "\n")
     with pytest.raises(RbpError, match="not a saved rbp model"):
-        predict(tmp_path, fasta, tmp_path / "out", progress=False)  # a folder, but no model in it
+        apply_model(tmp_path, fasta, tmp_path / "out", progress=False)  # a folder, but no model in it
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("keep me")
     assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "taken")]) == 2
@@ -137,13 +137,13 @@ def test_the_command_line_writes_the_same_as_python(model_dir, tmp_path, capsys)
     assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "cli"),
                  "--stride", "3"]) == 0
     assert "1 sequences, " in capsys.readouterr().out
-    again = predict(model_dir, fasta, tmp_path / "py", stride=3, progress=False)
+    again = apply_model(model_dir, fasta, tmp_path / "py", stride=3, progress=False)
     assert (tmp_path / "cli" / "windows.tsv").read_text() == (tmp_path / "py" / "windows.tsv").read_text()
     assert again.summary["windows"] == len(range(0, 600 - 81 + 1, 3))
 
 
 def test_the_synthetic_transcript_is_scanned_only_by_models_of_synthetic_data(model_dir, tmp_path):
-    from rbp.predict import input_fasta, load_model
+    from rbp.apply import input_fasta, load_model
     from rbp.synthetic import CONSENSUS  # UGUAHAUA
 
     real, uri = load_model(model_dir)
@@ -155,7 +155,7 @@ def test_the_synthetic_transcript_is_scanned_only_by_models_of_synthetic_data(mo
     given.write_text(">x\nACGU\n")
     assert input_fasta({"LSTM": real}, given, tmp_path / "b") == (given, {})
 
-    demo = Predictor.load(model_dir)
+    demo = FoldEnsemble.load(model_dir)
     demo.info["synthetic"] = True
     fasta, planted = input_fasta({"LSTM": demo}, None, tmp_path / "c", seed=5)
     assert fasta == tmp_path / "c" / "synthetic_transcript.fa" and list(planted) == ["synthetic_transcript_5"]
@@ -164,10 +164,10 @@ def test_the_synthetic_transcript_is_scanned_only_by_models_of_synthetic_data(mo
 
 
 def test_explain_adds_an_attribution_track_around_each_site(model_dir, tmp_path):
-    from rbp.predict import explain_sites
+    from rbp.apply import explain_sites
     from rbp.scan import Site
 
-    predictor = Predictor.load(model_dir)
+    predictor = FoldEnsemble.load(model_dir)
     transcript, _ = make_transcript(seed=2, length=400, sites=2)
     sites = [Site(start=100, end=130, peak=0.9, summit=115, windows=10), Site(start=390, end=400, peak=0.8,
                                                                             summit=398, windows=3)]
@@ -179,5 +179,5 @@ def test_explain_adds_an_attribution_track_around_each_site(model_dir, tmp_path)
 
     fasta = tmp_path / "tx.fa"
     write_transcript(fasta, seed=2, length=600, sites=2)
-    result = predict(model_dir, fasta, tmp_path / "out", stride=5, threshold=0.0, progress=False, explain=True)
+    result = apply_model(model_dir, fasta, tmp_path / "out", stride=5, threshold=0.0, progress=False, explain=True)
     assert result.summary["explained"] and len(list((tmp_path / "out" / "figures").glob("*.png"))) == 1

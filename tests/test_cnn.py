@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from rbp.cnn import CNNFamily, CNNParams, ConvClassifier
+from rbp.fold_ensemble import FoldEnsemble
 from rbp.kmers import MASK_ID, encode_nucleotides
-from rbp.predictor import Predictor
 from rbp.train import predict
 
 RNG = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def test_the_scan_is_the_same_across_chunks(family, monkeypatch):
 def test_a_predictor_scans_with_the_one_pass(family):
     torch.manual_seed(3)
     models = [family.build().eval(), family.build().eval()]
-    predictor = Predictor(family, None, models, [1, 2], window=41, threshold=0.5)
+    predictor = FoldEnsemble(family, None, models, [1, 2], window=41, threshold=0.5)
     sequence = _sequence(200)
     starts, scores = predictor.window_scores(sequence, stride=7)
     expected = predictor.probabilities([sequence[s:s + 41] for s in starts])

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from rbp import compare, plots, stats
+from rbp import compare, plots, reporting, stats, tracking
+from rbp.config import slug
 from rbp.metrics import METRICS
-from rbp.runs import find_cv_runs, load_results, pipeline_run_of
+from rbp.records import pipeline_run_of
+from rbp.tracking import find_cv_runs, load_results
 from tests.conftest import ROOT
 from tests.fake_store import EXPERIMENT, FOLD_AUC, FakeStore, artifacts, fold_values
 
@@ -49,7 +51,7 @@ def test_summary_table_is_mean_and_std_over_folds(store):
     assert reference.loc["LSTM (reported)", ["mean_test_acc", "mean_test_auc"]].tolist() == [0.8952, 0.9411]
     assert reference.loc["DNABERT-3 (pretrained, reported)", "mean_test_auc"] == 0.9692
     assert reference.source.str.startswith("reported").all() and reference.n_folds.isna().all()
-    shown = compare.format_table(pd.concat([table, compare.reference_rows()], ignore_index=True))
+    shown = reporting.format_table(pd.concat([table, compare.reference_rows()], ignore_index=True))
     assert shown.loc["LSTM", "ROC AUC"] == f"{np.mean(FOLD_AUC['lstm']):.4f} ± " \
                                           f"{np.std(FOLD_AUC['lstm'], ddof=1):.4f}"
     assert shown.loc["LSTM (reported)", "accuracy"] == "0.8952" and shown.loc["LSTM (reported)", "MCC"] == ""
@@ -70,7 +72,7 @@ def test_comparison_is_logged_to_the_pipeline_run(store):
 
     table = compare.results_table(results)
     figures = plots.comparison_figures(results)
-    logged = compare.log_comparison(pipeline_id, table, comparison, figures, cv_runs)
+    logged = tracking.log_comparison(pipeline_id, table, comparison, figures, cv_runs)
     files = artifacts(pipeline_id)
     assert set(logged) <= set(files)
     assert {f"compare/figures/{name}.png" for name in
@@ -89,11 +91,11 @@ def test_one_model_has_no_test_and_says_so(store):
     assert comparison.tests.empty and comparison.auc_differences.empty
     assert comparison.notes and "Only one model (LSTM): no paired comparison" in comparison.notes[0]
     assert comparison.best is None and comparison.selection.startswith("One model only")
-    verdict = compare.verdict(compare.results_table(results), comparison)
+    verdict = reporting.verdict(compare.results_table(results), comparison)
     assert verdict.sentence.startswith("One model only. LSTM: test ROC AUC 0.908 ± 0.019 over 5 folds")
     figures = plots.comparison_figures(results)
     table = compare.results_table(results)
-    compare.log_comparison(pipeline_id, table, comparison, figures)
+    tracking.log_comparison(pipeline_id, table, comparison, figures)
     assert "compare/figures/fold_auc.png" in artifacts(pipeline_id)
 
 
@@ -133,7 +135,7 @@ def _models(spec: dict[str, tuple[float, float | None]], n: int = 2000, seed: in
     """Results of models named in `spec`, five folds each, with pooled predictions: name -> (separation of
     positives' scores, validation AUC of the chosen epochs or None for a model without validation).
     `epochs`: name -> epochs of per-epoch history (0: none logged); two when not given."""
-    from rbp.runs import CVRun, ModelResults
+    from rbp.records import CVRun, ModelResults
 
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
@@ -163,7 +165,7 @@ def test_the_verdict_names_the_winner_when_the_interval_excludes_zero():
     results = _two_models(separation_b=0.6)
     table = compare.results_table(results)
     comparison = compare.compare_models(results)
-    verdict = compare.verdict(table, comparison, ceiling=0.9)
+    verdict = reporting.verdict(table, comparison, ceiling=0.9)
     assert comparison.best == "A" and verdict.best == "A"
     assert verdict.sentence.startswith("A is the best on validation: mean validation ROC AUC 0.953 over 5 folds; "
                                        "test ROC AUC ")
@@ -180,19 +182,19 @@ def test_the_verdict_names_the_winner_when_the_interval_excludes_zero():
     assert verdict.metrics["b.vs_best.p_holm"] == verdict.metrics["b.vs_best.p_value"]  # one comparison
     assert verdict.metrics["a.mean_test_auc"] == pytest.approx(table.mean_test_auc[0])
     assert verdict.metrics["a.mean_best_val_auc"] == pytest.approx(0.953)
-    assert json.loads(compare.verdict_json(verdict))["best"] == "A"
+    assert json.loads(reporting.verdict_json(verdict))["best"] == "A"
 
 
 def test_the_verdict_says_when_two_models_cannot_be_told_apart():
     results = _two_models(separation_b=1.5, seed=3)
-    verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
+    verdict = reporting.verdict(compare.results_table(results), compare.compare_models(results))
     assert "B (" in verdict.sentence and "cannot be told apart from it (the interval holds zero)" in verdict.sentence
     low, high = verdict.metrics["difference.ci_low"], verdict.metrics["difference.ci_high"]
     assert low < 0 < high
 
 
 def test_p_values_read_as_people_write_them():
-    assert [compare.format_p(p) for p in (1.9e-94, 2.3e-5, 0.0412, float("nan"))] == [
+    assert [reporting.format_p(p) for p in (1.9e-94, 2.3e-5, 0.0412, float("nan"))] == [
         "< 1e-10", "2.3e-05", "0.041", "–"]
 
 
@@ -204,7 +206,7 @@ def test_reference_rows_match_the_data():
 
 def test_the_verdict_says_so_when_a_model_beats_the_one_chosen_on_validation():
     results = _models({"A": (1.5, 0.90), "B": (0.6, 0.95)})  # B chosen on validation, A far better on test
-    verdict = compare.verdict(compare.results_table(results), compare.compare_models(results))
+    verdict = reporting.verdict(compare.results_table(results), compare.compare_models(results))
     assert verdict.sentence.startswith("B is the best on validation")
     assert "A (+0." in verdict.sentence
     assert "scores significantly higher than it although validation did not choose it" in verdict.sentence
@@ -225,7 +227,7 @@ def test_the_best_is_chosen_on_validation_never_on_test():
     for frame in (comparison.tests, comparison.auc_differences):  # the others against the best, by validation
         assert frame.model_a.tolist() == ["DNABERT (pretrained)", "LSTM", "k-mer LR"]
         assert set(frame.model_b) == {"CNN"}
-    verdict = compare.verdict(table, comparison)
+    verdict = reporting.verdict(table, comparison)
     assert verdict.sentence.startswith("CNN is the best on validation") and verdict.best == "CNN"
     assert verdict.table.index.tolist() == ["CNN", "DNABERT (pretrained)", "LSTM", "k-mer LR"]
     assert "DNABERT (pretrained) (+0." in verdict.sentence and "score" in verdict.sentence  # honest about test
@@ -234,11 +236,11 @@ def test_the_best_is_chosen_on_validation_never_on_test():
     # difference.*: CNN minus the runner-up on validation (DNABERT), not the best on test
     assert verdict.metrics["difference.test_auc"] == pytest.approx(
         -verdict.metrics["dnabert_pretrained.vs_best.difference"])
-    shown = compare.format_auc_differences(comparison)
+    shown = reporting.format_auc_differences(comparison)
     assert shown.index.names == ["model", "best on validation"]
     assert {"DeLong p", "DeLong p (Holm)", "interval (unadjusted)"} <= set(shown.columns)
-    assert {"paired t-test p (Holm)", "Wilcoxon p (Holm)"} <= set(compare.format_tests(comparison).columns)
-    assert compare.format_table(table).loc["CNN", "validation ROC AUC"] == "0.9430 ± 0.0016"
+    assert {"paired t-test p (Holm)", "Wilcoxon p (Holm)"} <= set(reporting.format_tests(comparison).columns)
+    assert reporting.format_table(table).loc["CNN", "validation ROC AUC"] == "0.9430 ± 0.0016"
 
 
 def test_a_model_without_validation_figures_is_compared_but_never_chosen():
@@ -247,7 +249,7 @@ def test_a_model_without_validation_figures_is_compared_but_never_chosen():
     assert comparison.best == "CNN" and "not eligible" in comparison.selection
     assert "DNABERT (pretrained, parity (no selection))" in comparison.selection
     assert comparison.auc_differences.model_a.tolist()[-1] == "DNABERT (pretrained, parity (no selection))"
-    verdict = compare.verdict(compare.results_table(results), comparison)
+    verdict = reporting.verdict(compare.results_table(results), comparison)
     assert verdict.table.index[-1] == "DNABERT (pretrained, parity (no selection))"
     assert verdict.table.iloc[-1]["validation ROC AUC"] == ""
 
@@ -259,13 +261,13 @@ def test_without_validation_figures_every_pair_is_compared_and_none_is_chosen():
     assert len(comparison.tests) == len(comparison.auc_differences) == 6  # every pair, in table order
     assert comparison.tests[["model_a", "model_b"]].values.tolist()[0] == ["LSTM", "CNN"]
     assert (comparison.auc_differences.p_value_holm >= comparison.auc_differences.p_value).all()
-    verdict = compare.verdict(compare.results_table(results), comparison)
+    verdict = reporting.verdict(compare.results_table(results), comparison)
     assert verdict.best is None and verdict.sentence.startswith("No best model: no model logged a validation")
     assert "Holm-adjusted over 6 pairs" in verdict.sentence
     assert verdict.table.index.tolist() == list(FOUR)  # table order: no ranking on test
     assert not any(key.startswith("difference.") or ".vs_best." in key for key in verdict.metrics)
     assert "auc_vs_best" not in plots.comparison_figures(results, comparison)
-    assert compare.format_tests(comparison).index.names == ["model a", "model b"]
+    assert reporting.format_tests(comparison).index.names == ["model a", "model b"]
 
 
 FIVE = {**FOUR, "Ensemble": (1.55, 0.92)}
@@ -282,9 +284,9 @@ def test_five_models_make_four_holm_adjusted_comparisons_and_readable_figures():
         assert frame[f"{column}_holm"].tolist() == pytest.approx(stats.holm(frame[column]).tolist())
     d = comparison.auc_differences
     assert d.p_value_holm.min() == pytest.approx(min(1, 4 * d.p_value.min()))  # the smallest p counts 4 tests
-    verdict = compare.verdict(compare.results_table(results), comparison)
+    verdict = reporting.verdict(compare.results_table(results), comparison)
     assert "Holm-adjusted over 4 comparisons" in verdict.sentence
-    assert all(f"{compare._slug(m)}.vs_best.p_holm" in verdict.metrics for m in FIVE if m != "CNN")
+    assert all(f"{slug(m, '_')}.vs_best.p_holm" in verdict.metrics for m in FIVE if m != "CNN")
 
     figures = plots.comparison_figures(results, comparison)
     assert set(figures) == {"roc_curves", "pr_curves", "fold_auc", "val_auc_per_epoch", "auc_vs_best"}
@@ -309,7 +311,7 @@ def test_five_models_make_four_holm_adjusted_comparisons_and_readable_figures():
 def test_the_best_on_validation_is_read_from_the_store_and_logged(store):
     from mlflow.tracking import MlflowClient
 
-    from rbp.runs import fold_runs
+    from rbp.tracking.reading import fold_runs
 
     pipeline_id, cv_ids = store.pipeline()
     cv_runs = find_cv_runs(pipeline_run_id=pipeline_id)
@@ -322,10 +324,10 @@ def test_the_best_on_validation_is_read_from_the_store_and_logged(store):
     assert results["LSTM"].fold_metrics.best_val_auc.tolist() == pytest.approx([0.971, 0.972, 0.973, 0.974, 0.975])
     table = compare.results_table(results)
     comparison = compare.compare_models(results)
-    verdict = compare.verdict(table, comparison)
+    verdict = reporting.verdict(table, comparison)
     assert comparison.best == "LSTM" and verdict.sentence.startswith("LSTM is the best on validation")
     figures = plots.comparison_figures(results, comparison)
-    compare.log_comparison(pipeline_id, table, comparison, figures, cv_runs, verdict)
+    tracking.log_comparison(pipeline_id, table, comparison, figures, cv_runs, verdict)
     assert {"compare/figures/auc_vs_best.png", "compare/validation.csv"} <= set(artifacts(pipeline_id))
     summary = json.loads(mlflow.artifacts.load_text(f"runs:/{pipeline_id}/compare/summary.json"))
     assert summary["best"] == "LSTM" and "validation" in summary["chosen_by"]
@@ -340,18 +342,18 @@ def test_the_best_on_validation_is_read_from_the_store_and_logged(store):
 
 
 def test_dnabert_runs_are_also_shown_in_dnaberts_own_metrics(store):
-    from rbp.runs import CVRun
+    from rbp.records import CVRun
 
     pipeline_id, _ = store.pipeline()
     cv_runs = find_cv_runs(pipeline_run_id=pipeline_id)
     table = compare.results_table(load_results(cv_runs))
-    own = compare.dnabert_style_table(table)
+    own = reporting.dnabert_style_table(table)
     assert own.columns.tolist() == ["folds", "accuracy", "macro F1", "MCC", "ROC AUC", "AUPRC", "macro precision",
                                     "macro recall"]
     values = fold_values("dnabert", "test_f1_macro")
     assert own.loc["DNABERT (pretrained)", "macro F1"] == f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
-    assert "macro F1" not in compare.format_table(table).columns  # the main table: the binding class's F1
-    assert compare.dnabert_style_table(table[table.model == "LSTM"]) is None
+    assert "macro F1" not in reporting.format_table(table).columns  # the main table: the binding class's F1
+    assert reporting.dnabert_style_table(table[table.model == "LSTM"]) is None
 
     assert compare.protocol_note(cv_runs) is None
     parity = CVRun("r", "dnabert_cv", "1", "FINISHED", {"model_family": "dnabert", "init": "pretrained",

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
+from rbp.apply import scan_sequence
 from rbp.cv import run_fold
 from rbp.data import Folds, prepare_folds
 from rbp.families import make_family
 from rbp.fasta import write_fasta
+from rbp.fold_ensemble import from_cross_validation
 from rbp.params import load_params
-from rbp.predict import scan_sequence
-from rbp.predictor import from_cross_validation
 from rbp.scan import known_sites_found, sites_table
 from rbp.synthetic import CONSENSUS, ceiling_auc, make_synthetic, make_transcript
 from tests.conftest import ROOT

@@ -8,17 +8,17 @@ from rbp.cnn import CNNFamily, CNNParams
 from rbp.cv import run_fold
 from rbp.data import folds_for
 from rbp.ensemble import EnsembleFamily, EnsembleParams
+from rbp.fold_ensemble import FoldEnsemble
 from rbp.lstm import LSTMFamily, LSTMParams
 from rbp.params import load_params
-from rbp.predictor import Predictor
 from rbp.train import predict
 
 SEQUENCES = ["ACGTACGTTTGACAGGATTACA", "GGGCCCAAATTTGCATGCATGC", "TTTTTTTTAAAAACTGTAAATA"]
 
 
-def _predictor(family, seed: int, folds=(1, 2)) -> Predictor:
+def _predictor(family, seed: int, folds=(1, 2)) -> FoldEnsemble:
     torch.manual_seed(seed)
-    return Predictor(family, None, [family.build().eval() for _ in folds], list(folds), window=22, threshold=0.5)
+    return FoldEnsemble(family, None, [family.build().eval() for _ in folds], list(folds), window=22, threshold=0.5)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from rbp import leaderboard, plots
+from rbp import leaderboard, plots, tracking
 from rbp.errors import RbpError
 from tests.conftest import ROOT
 from tests.fake_store import FOLD_AUC, FakeStore, artifacts
@@ -46,34 +46,34 @@ def stores(mlflow_store):
 
 def test_pipeline_runs_are_found_by_id_name_or_data_set(stores):
     pum2, synthetic = stores["pum2"], stores["synthetic"]
-    assert leaderboard.find_pipeline_runs([pum2], None) == [pum2]
-    assert leaderboard.find_pipeline_runs(["synthetic-run"], ["pum2"]) == [synthetic, pum2]
-    assert leaderboard.find_pipeline_runs([pum2, "pum2-run"], ["pum2"]) == [pum2]  # each once
-    assert leaderboard.find_pipeline_runs("synthetic-run", None) == [synthetic]
+    assert tracking.find_pipeline_runs([pum2], None) == [pum2]
+    assert tracking.find_pipeline_runs(["synthetic-run"], ["pum2"]) == [synthetic, pum2]
+    assert tracking.find_pipeline_runs([pum2, "pum2-run"], ["pum2"]) == [pum2]  # each once
+    assert tracking.find_pipeline_runs("synthetic-run", None) == [synthetic]
     later, _ = stores["pum2_store"].pipeline(("lstm",), name="pum2-later")
-    assert leaderboard.find_pipeline_runs(None, ["pum2"]) == [later]
+    assert tracking.find_pipeline_runs(None, ["pum2"]) == [later]
 
 
 def test_what_matches_nothing_is_named_in_the_error(stores):
     with pytest.raises(RbpError, match=r"'pum3-run' is neither the id nor the name of a pipeline run .*synthetic-run"):
-        leaderboard.find_pipeline_runs(["pum3-run"], None)
+        tracking.find_pipeline_runs(["pum3-run"], None)
     with pytest.raises(RbpError, match=r"no MLflow experiment 'pum3' .*experiments: .*pum2, synthetic"):
-        leaderboard.find_pipeline_runs(None, ["pum3"])
+        tracking.find_pipeline_runs(None, ["pum3"])
     cv_run = stores["pum2_cv"]["lstm"]
     with pytest.raises(RbpError, match=rf"lstm_cv \({cv_run}\) is not a pipeline run \(model_family tag: lstm\)"):
-        leaderboard.find_pipeline_runs([cv_run], None)
+        tracking.find_pipeline_runs([cv_run], None)
     with pytest.raises(RbpError, match="nothing to show"):
-        leaderboard.find_pipeline_runs([], None)
+        tracking.find_pipeline_runs([], None)
     FakeStore("empty")
     with pytest.raises(RbpError, match="experiment 'empty' has no pipeline run"):
-        leaderboard.find_pipeline_runs(None, ["empty"])
+        tracking.find_pipeline_runs(None, ["empty"])
     stores["pum2_store"].pipeline(("lstm",), name="pum2-run")
     with pytest.raises(RbpError, match="2 pipeline runs are named 'pum2-run'"):
-        leaderboard.find_pipeline_runs(["pum2-run"], None)
+        tracking.find_pipeline_runs(["pum2-run"], None)
 
 
 def test_one_row_per_data_set_and_finished_model(stores):
-    table = leaderboard.leaderboard_table([stores["pum2"], stores["synthetic"]])
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows([stores["pum2"], stores["synthetic"]]))
     assert table[["dataset", "model", "rank", "chosen"]].values.tolist() == [
         ["pum2", "DNABERT (pretrained)", 1, False],
         ["pum2", "CNN", 2, False],
@@ -96,7 +96,7 @@ def test_one_row_per_data_set_and_finished_model(stores):
 def test_a_data_set_without_validation_figures_has_no_chosen_model(mlflow_store):
     store = FakeStore("rbfox2")
     pipeline_id, _ = store.pipeline(name="rbfox2-run")
-    table = leaderboard.leaderboard_table([pipeline_id])
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows([pipeline_id]))
     assert not table.chosen.any() and table["rank"].tolist() == [1, 2]
 
 
@@ -104,15 +104,15 @@ def test_two_runs_of_one_data_set_and_a_run_without_cv_runs(stores):
     store = stores["pum2_store"]
     other, _ = store.pipeline(("lstm",), name="pum2-other")
     empty, _ = store.pipeline((), name="pum2-empty")
-    table = leaderboard.leaderboard_table([stores["pum2"], other, empty])
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows([stores["pum2"], other, empty]))
     assert list(dict.fromkeys(table.dataset)) == ["pum2 [pum2-run]", "pum2 [pum2-other]"]
     assert any("pum2-empty" in note and "no CV runs" in note for note in table.attrs["left_out"])
     with pytest.raises(RbpError, match=r"no FINISHED CV run .*pum2-empty"):
-        leaderboard.leaderboard_table([empty])
+        leaderboard.leaderboard_table(tracking.leaderboard_rows([empty]))
 
 
 def test_the_wide_table_has_a_column_per_data_set(stores):
-    table = leaderboard.leaderboard_table([stores["pum2"], stores["synthetic"]])
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows([stores["pum2"], stores["synthetic"]]))
     wide = leaderboard.format_leaderboard(table)
     assert wide.columns.tolist() == ["pum2", "synthetic", "mean rank", "chosen on validation in"]  # says so itself
     assert wide.index.tolist() == ["DNABERT (pretrained)", "CNN", "LSTM"]  # by mean rank, ties by name
@@ -124,7 +124,7 @@ def test_the_wide_table_has_a_column_per_data_set(stores):
 
 
 def test_the_figure_has_an_error_bar_series_per_model(stores):
-    table = leaderboard.leaderboard_table([stores["pum2"], stores["synthetic"]])
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows([stores["pum2"], stores["synthetic"]]))
     figure = plots.leaderboard(table)
     ax = figure.axes[0]
     bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
@@ -139,8 +139,8 @@ def test_the_figure_has_an_error_bar_series_per_model(stores):
 
 def test_the_leaderboard_is_logged_as_a_run(stores):
     ids = [stores["pum2"], stores["synthetic"]]
-    table = leaderboard.leaderboard_table(ids)
-    run_id = leaderboard.log_leaderboard(table, plots.leaderboard(table), ids)
+    table = leaderboard.leaderboard_table(tracking.leaderboard_rows(ids))
+    run_id = tracking.log_leaderboard(table, plots.leaderboard(table), ids)
     run = MlflowClient().get_run(run_id)
     assert MlflowClient().get_experiment(run.info.experiment_id).name == "leaderboard"
     assert re.fullmatch(r"leaderboard-\d{8}-\d{6}", run.info.run_name) and run.info.status == "FINISHED"

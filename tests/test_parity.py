@@ -6,10 +6,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from rbp import cv, runs, serving, tracking
+from rbp import cv, tracking
 from rbp.data import Folds, prepare_folds
 from rbp.families import make_family
 from rbp.params import load_params
+from rbp.records import model_label
 from tests.conftest import ROOT
 from tests.dnabert_layout import write_dnabert_checkpoint
 
@@ -58,7 +59,7 @@ def test_parity_trains_on_train_and_dev_keeps_the_last_epoch_and_says_so(small_d
     client = MlflowClient()
     cv_run = client.get_run(logger.run_id)
     assert cv_run.data.tags["selection"] == "final" and cv_run.data.tags["init"] == "pretrained"
-    assert runs.model_label(cv_run.data.tags) == "DNABERT (pretrained, parity (no selection))"
+    assert model_label(cv_run.data.tags) == "DNABERT (pretrained, parity (no selection))"
     assert "mean_test_auc" in cv_run.data.metrics and "mean_best_val_auc" not in cv_run.data.metrics
     assert cv_run.data.params["dnabert.selection"] == "final" and cv_run.data.params["dnabert.amp"] == "False"
     assert cv_run.data.metrics["decision_threshold"] == 0.5
@@ -67,5 +68,5 @@ def test_parity_trains_on_train_and_dev_keeps_the_last_epoch_and_says_so(small_d
         assert fold_run.data.metrics["best_epoch"] == 2 and "best_val_auc" not in fold_run.data.metrics
         assert [m.step for m in client.get_metric_history(fold_run.info.run_id, "train_loss")] == [1, 2]
         assert client.get_metric_history(fold_run.info.run_id, "val_auc") == []
-    predictor, _ = serving.load(logger.model_uri, device="cpu")
+    predictor, _ = tracking.load_model(logger.model_uri, device="cpu")
     assert predictor.threshold == 0.5 and "selection: final" in predictor.threshold_criterion

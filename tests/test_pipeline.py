@@ -383,7 +383,7 @@ def test_failure_message_without_an_error_value_names_the_last_traceback_line():
 
 
 def test_run_folders_are_claimed_once(tmp_path):
-    from rbp.pipeline import claim_run_dir
+    from rbp.config import claim_run_dir
 
     first, second = claim_run_dir(tmp_path, "pum2-x"), claim_run_dir(tmp_path, "pum2-x")
     assert (first.name, second.name) == ("pum2-x", "pum2-x-2") and second.is_dir()

@@ -11,13 +11,14 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from rbp import serving, tracking
+from rbp import tracking
 from rbp.cv import cross_validate
 from rbp.data import Folds, prepare_folds
 from rbp.errors import RbpError
 from rbp.families import make_family
+from rbp.fold_ensemble import choose_threshold
 from rbp.params import load_params
-from rbp.predictor import choose_threshold
+from rbp.tracking import registry
 from tests.conftest import ROOT
 
 
@@ -84,20 +85,20 @@ print(json.dumps(out))
 def test_model_uris_and_names_resolve_to_the_same_predictor(logged_cv, tmp_path):
     logger, results, folds = logged_cv
     sequences = list(folds.sequences.sequence[:6])
-    predictor, uri = serving.load("tiny-lstm")
+    predictor, uri = tracking.load_model("tiny-lstm")
     assert uri == "models:/tiny-lstm/1"
     expected = predictor.probabilities(sequences)
     by_fold = [predictor.probabilities(sequences, fold=r.fold) for r in results]
     assert np.allclose(expected, np.mean(by_fold, axis=0), atol=1e-6)  # the ensemble is the folds' mean
     for name in ("models:/tiny-lstm/1", "tiny", f"runs:/{logger.run_id}/model", logger.model_uri):
-        again, _ = serving.load(name)
+        again, _ = tracking.load_model(name)
         assert np.allclose(again.probabilities(sequences), expected, atol=1e-6), name
-    assert serving.resolve_uri("tiny") == "models:/tiny-lstm/1"
+    assert registry.resolve_uri("tiny") == "models:/tiny-lstm/1"
     with pytest.raises(RbpError, match="model 'nothing': no registered model or data set of that name; "
                                        "registered: tiny-lstm"):
-        serving.load("nothing")
+        tracking.load_model("nothing")
     with pytest.raises(RbpError, match="model models:/tiny-lstm/7: cannot be loaded"):
-        serving.load("models:/tiny-lstm/7")
+        tracking.load_model("models:/tiny-lstm/7")
 
 
 @pytest.mark.slow

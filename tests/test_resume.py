@@ -13,13 +13,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from rbp import resume, runs, tracking
+from rbp import tracking
 from rbp.cv import Callbacks, cross_validate
 from rbp.data import Folds, prepare_folds
 from rbp.errors import RbpError
 from rbp.families import make_family
 from rbp.params import load_params
-from rbp.runs import find_pipeline_run
+from rbp.tracking import find_pipeline_run, reading, resume
 from tests.conftest import ROOT
 
 
@@ -113,9 +113,9 @@ def test_a_cv_run_broken_off_in_fold_2_is_resumed_from_fold_2(setup):
     assert logged.fold.tolist() == [1, 2, 3]  # the killed fold-2 run is not among the results
     assert run.data.metrics["n_folds"] == 3
     # what the comparison reads back: one row and one curve per fold, the killed run's left out
-    (cv_run,) = runs.find_cv_runs(pipeline_run_id=parent)
-    assert runs.load_fold_metrics(cv_run).fold.tolist() == [1, 2, 3]
-    history = runs.load_history(cv_run)
+    (cv_run,) = reading.find_cv_runs(pipeline_run_id=parent)
+    assert reading.load_fold_metrics(cv_run).fold.tolist() == [1, 2, 3]
+    history = reading.load_history(cv_run)
     assert history.groupby("fold").epoch.apply(list).to_dict() == {
         r.fold: [log.epoch for log in r.training.history] for r in results}
 

@@ -96,7 +96,7 @@ def test_the_cli_cleans_stale_runs(mlflow_store, capsys):
 
 
 def _exists(pid: int) -> bool:
-    return tracking._alive({"pid": str(pid)})
+    return tracking.lifecycle._alive({"pid": str(pid)})
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Figures of the model comparison; each function returns a Figure.
 
-Inputs are the DataFrames rbp.runs loads, keyed by model label; a model keeps its colour in
+Inputs are the DataFrames `rbp.tracking.load_results` loads, keyed by model label; a model keeps its colour in
 every figure. Legends sit outside the axes and figures grow with the number of models, so five to
 eight models stay readable; layouts are constrained, so a figure saved without `bbox_inches` (as
 MLflow's `log_figure` saves it) keeps its legend.
@@ -19,8 +19,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-from rbp.compare import format_p
 from rbp.metrics import metric as registered
+from rbp.reporting import format_p
 
 # Okabe & Ito's colour-blind-safe colours, ordered so that any first five are far apart (blue and sky
 # blue, orange and vermillion only meet from six models on); yellow, pale on white, is left out.
@@ -199,7 +199,7 @@ def difference_to_best(auc_differences: pd.DataFrame, best: str, palette: dict |
 
 
 def comparison_figures(results: dict, comparison=None) -> dict:
-    """The figures of the compare notebook, from rbp.runs.load_results' output; with a comparison
+    """The figures of the compare notebook, from `rbp.tracking.load_results`' output; with a comparison
     whose best was chosen on validation, the per-fold figure lists the models best first and
     `auc_vs_best` shows each model's difference to the best."""
     palette = model_palette(results)

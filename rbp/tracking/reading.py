@@ -1,77 +1,27 @@
-"""Reading what cross-validations logged to MLflow: find the CV runs of a pipeline run, load their
-fold metrics, out-of-fold predictions and per-epoch histories. `compare` and `sweep` read through here.
+"""Reading runs back: the pipeline run of a name or id, the CV runs of a pipeline run, their fold
+metrics, out-of-fold predictions and per-epoch histories as `rbp.records.ModelResults`, which the
+comparison, the length sweep, the interpretation and the leaderboard take.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from rbp.errors import RbpError
 from rbp.families import FAMILIES
+from rbp.leaderboard import FIGURES, as_list
 from rbp.metrics import TEST_METRICS
+from rbp.records import CVRun, ModelResults, in_table_order, unique_labels
+from rbp.tracking.store import client, quiet_downloads
 
 NOT_MODELS = {"pipeline", "data", "predict", "leaderboard"}  # model_family tags of runs that train no model
 
 
-@dataclass(frozen=True)
-class CVRun:
-    """One model's cross-validation run (the parent of its fold runs)."""
-
-    run_id: str
-    run_name: str
-    experiment_id: str
-    status: str
-    tags: dict = field(hash=False, compare=False)
-
-    @property
-    def family(self) -> str:
-        return self.tags.get("model_family", "")
-
-    @property
-    def parent_run_id(self) -> str | None:
-        return self.tags.get("mlflow.parentRunId")
-
-    @property
-    def folds_sha256(self) -> str | None:
-        return self.tags.get("folds_sha256")
-
-    @property
-    def label(self) -> str:
-        return model_label(self.tags)
-
-
-PARITY = "parity (no selection)"  # a run of DNABERT's own protocol: the final epoch, no validation split
-
-
-def model_label(tags: dict) -> str:
-    """The family's label with what sets the run apart: "LSTM", "DNABERT (pretrained)",
-    "DNABERT (scratch, 41 nt)", "DNABERT (pretrained, parity (no selection))", or the family name
-    of an unregistered model."""
-    family = tags.get("model_family", "") or "unknown"
-    name = FAMILIES[family].label if family in FAMILIES else family
-    details = [tags["init"]] if tags.get("init") else []
-    if tags.get("length", "full") != "full":
-        details.append(f"{tags['length']} nt")
-    if tags.get("selection") == "final":
-        details.append(PARITY)
-    return f"{name} ({', '.join(details)})" if details else name
-
-
-def client():
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient()
-
-
 def get_run(run_id: str, what: str):
-    from mlflow.exceptions import MlflowException
-
     try:
         return client().get_run(run_id)
     except MlflowException:
@@ -80,6 +30,13 @@ def get_run(run_id: str, what: str):
 
 def _search(experiment_ids: list[str], filter_string: str, **kwargs) -> list:
     return list(client().search_runs(experiment_ids, filter_string, max_results=5000, **kwargs))
+
+
+def find_run(experiment: str, run_name: str):
+    """The run named `run_name` in `experiment` (the latest, if several)."""
+    experiment_id = client().get_experiment_by_name(experiment).experiment_id
+    return _search([experiment_id], f"attributes.run_name = '{run_name}'",
+                   order_by=["attributes.start_time DESC"])[0]
 
 
 def latest_pipeline_run(experiment: str) -> str:
@@ -99,8 +56,6 @@ def latest_pipeline_run(experiment: str) -> str:
 def find_pipeline_run(entry: str, what: str):
     """The pipeline run whose id or run name is `entry`; `what` (the parameter it came from) heads
     the error when there is none, or several share the name."""
-    from mlflow.exceptions import MlflowException
-
     try:
         run = client().get_run(entry)
     except MlflowException:  # not a run id: a run name
@@ -122,6 +77,11 @@ def find_pipeline_run(entry: str, what: str):
         raise RbpError(f"{what}: {entry!r} is neither the id nor the name of a pipeline run in "
                        f"{client().tracking_uri} (the latest pipeline runs: {latest})")
     return named[0]
+
+
+def cv_run(run_id: str) -> CVRun:
+    """The CV run of an id, as plain data."""
+    return _cv_run(client().get_run(run_id))
 
 
 def _cv_run(run) -> CVRun:
@@ -152,7 +112,7 @@ def find_cv_runs(experiment: str | None = None, pipeline_run_id: str | None = No
                 raise RbpError(f"compare_cv_run_ids: run {run.info.run_name} ({run.info.run_id}) is not a "
                                f"CV run (model_family tag: {family}); pass the ids of the *_cv runs, or "
                                "a pipeline run as compare_run_id")
-        return _in_table_order([_cv_run(run) for run in runs])
+        return in_table_order([_cv_run(run) for run in runs])
     if pipeline_run_id is None:
         if not experiment:
             raise RbpError("nothing to compare: give an experiment, a pipeline run id or CV run ids")
@@ -167,63 +127,11 @@ def find_cv_runs(experiment: str | None = None, pipeline_run_id: str | None = No
                        f"(child runs named *_cv with a model_family tag; its child runs: {others}): "
                        f"add a model notebook ({notebooks}) to its notebooks, or pass compare_run_id "
                        "for another pipeline run")
-    return _in_table_order(cv_runs)
+    return in_table_order(cv_runs)
 
 
-def _in_table_order(cv_runs: list[CVRun]) -> list[CVRun]:
-    rank = {name: i for i, name in enumerate(FAMILIES)}
-    return sorted(cv_runs, key=lambda r: (rank.get(r.family, len(rank)), r.label, r.run_name))
-
-
-def pipeline_run_of(cv_runs: list[CVRun]) -> str | None:
-    """The pipeline run the CV runs share (where the comparison is logged), or None."""
-    parents = {run.parent_run_id for run in cv_runs}
-    return parents.pop() if len(parents) == 1 else None
-
-
-def unique_labels(cv_runs: list[CVRun]) -> dict[str, CVRun]:
-    """Label -> run; two runs with the same label (e.g. from two pipelines) get their run id added."""
-    counts = pd.Series([run.label for run in cv_runs]).value_counts()
-    return {(run.label if counts[run.label] == 1 else f"{run.label} [{run.run_id[:8]}]"): run
-            for run in cv_runs}
-
-
-def describe_runs(cv_runs: list[CVRun]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": label, "run": run.run_name, "run_id": run.run_id, "status": run.status,
-                          "folds_sha256": (run.folds_sha256 or "")[:12]}
-                         for label, run in unique_labels(cv_runs).items()])
-
-
-@dataclass
-class ModelResults:
-    label: str
-    cv_run: CVRun
-    fold_metrics: pd.DataFrame  # fold, best_epoch, best_val_auc, test_* (one row per fold), folds_sha256
-    oof: pd.DataFrame | None  # pooled out-of-fold predictions: id, label, probability, fold
-    history: pd.DataFrame  # fold, epoch, val_auc
-
-
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-
-
-@contextmanager
-def quiet_downloads():
-    """No progress bar per small CSV: in a notebook they bury the tables."""
-    previous = os.environ.get(_PROGRESS_BAR)
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = previous
-
-
-def _artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
+def artifact_frame(run_id: str, path: str) -> pd.DataFrame | None:
     """A CSV artifact of a run, or None when the run did not log it."""
-    from mlflow.exceptions import MlflowException
-
     with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
         try:
             local = client().download_artifacts(run_id, path, tmp)
@@ -264,7 +172,7 @@ def load_fold_metrics(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame:
     rows = [{"fold": int(run.data.tags["fold"]),
              **{key: run.data.metrics.get(key, math.nan) for key in FOLD_COLUMNS[1:]}}
             for run in runs if "test_auc" in run.data.metrics]
-    frame = pd.DataFrame(rows) if rows else _artifact_frame(cv_run.run_id, "fold_metrics.csv")
+    frame = pd.DataFrame(rows) if rows else artifact_frame(cv_run.run_id, "fold_metrics.csv")
     if frame is None or frame.empty:
         raise RbpError(f"CV run {cv_run.run_name} ({cv_run.run_id}, {cv_run.status}) has no fold results: "
                        "neither fold runs with test_auc nor fold_metrics.csv; did it finish?")
@@ -276,10 +184,10 @@ def load_fold_metrics(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame:
 
 def load_oof_predictions(cv_run: CVRun, runs: list | None = None) -> pd.DataFrame | None:
     """Pooled out-of-fold predictions: the CV run's oof_predictions.csv, else the folds' predictions."""
-    frame = _artifact_frame(cv_run.run_id, "oof_predictions.csv")
+    frame = artifact_frame(cv_run.run_id, "oof_predictions.csv")
     if frame is None:
         runs = fold_runs(cv_run) if runs is None else runs
-        parts = [_artifact_frame(run.info.run_id, "predictions.csv") for run in runs]
+        parts = [artifact_frame(run.info.run_id, "predictions.csv") for run in runs]
         parts = [part for part in parts if part is not None]
         frame = pd.concat(parts, ignore_index=True) if parts else None
     return frame
@@ -305,3 +213,66 @@ def load_results(cv_runs: list[CVRun]) -> dict[str, ModelResults]:
 def run_metrics(run_id: str) -> dict[str, float]:
     """The metrics a run logged (for a CV run: mean_test_*, std_test_*, n_folds, …)."""
     return dict(client().get_run(run_id).data.metrics)
+
+
+def cv_run_figures(pipeline_run_id: str) -> dict[CVRun, dict[str, float]]:
+    """Each CV run under a pipeline run, with the metrics it logged (`mean_test_auc`, `n_folds`, …)."""
+    return {cv: run_metrics(cv.run_id) for cv in find_cv_runs(pipeline_run_id=pipeline_run_id)}
+
+
+# ------------------------------------------------------------------------------------ leaderboard
+def find_pipeline_runs(runs: list[str] | None = None, datasets: list[str] | None = None) -> list[str]:
+    """The ids of the pipeline runs to show, in the order given, each once: each of `runs` is a
+    pipeline run's id or name, each of `datasets` an experiment whose latest pipeline run is taken."""
+    runs, datasets = as_list(runs), as_list(datasets)
+    if not runs and not datasets:
+        raise RbpError("leaderboard: nothing to show; give leaderboard_runs (pipeline run ids or names) or "
+                       "leaderboard_datasets (experiments: each one's latest pipeline run)")
+    found = ([find_pipeline_run(entry, "leaderboard_runs").info.run_id for entry in runs]
+             + [_latest_pipeline_run(name) for name in datasets])
+    return list(dict.fromkeys(found))
+
+
+def _latest_pipeline_run(experiment: str) -> str:
+    if client().get_experiment_by_name(experiment) is None:
+        known = ", ".join(sorted(e.name for e in client().search_experiments())) or "none"
+        raise RbpError(f"leaderboard_datasets: no MLflow experiment {experiment!r} in {client().tracking_uri} "
+                       f"(experiments: {known})")
+    try:
+        return latest_pipeline_run(experiment)
+    except RbpError:
+        raise RbpError(f"leaderboard_datasets: experiment {experiment!r} has no pipeline run (tag model_family = "
+                       "pipeline): run `rbp run` on that data set first") from None
+
+
+def leaderboard_rows(pipeline_run_ids: list[str]) -> pd.DataFrame:
+    """One row per FINISHED CV run under the pipeline runs, for `rbp.leaderboard.leaderboard_table`:
+    data set (its CV runs' `dataset` tag, else the experiment's name), synthetic, model, family, the
+    leaderboard's figures of the CV run, and the runs' names and ids. `attrs["left_out"]` says which
+    CV runs were not FINISHED and which pipeline runs had none."""
+    rows, left_out = [], []
+    for pipeline_run_id in as_list(pipeline_run_ids):
+        pipeline = get_run(pipeline_run_id, "leaderboard: pipeline run")
+        name = pipeline.info.run_name
+        experiment = client().get_experiment(pipeline.info.experiment_id).name
+        try:
+            cv_runs = find_cv_runs(pipeline_run_id=pipeline_run_id)
+        except RbpError:
+            left_out.append(f"{experiment}: pipeline run {name} ({pipeline_run_id}) has no CV runs")
+            continue
+        for run in cv_runs:
+            if run.status != "FINISHED":
+                left_out.append(f"{run.tags.get('dataset') or experiment}: {run.label} ({run.run_name}, "
+                                f"{run.run_id}) is {run.status}, not FINISHED")
+        for label, run in unique_labels([run for run in cv_runs if run.status == "FINISHED"]).items():
+            metrics = run_metrics(run.run_id)
+            rows.append({"dataset": run.tags.get("dataset") or experiment,
+                         "synthetic": run.tags.get("synthetic") == "true", "model": label, "family": run.family,
+                         **{key: metrics.get(key, math.nan) for key in FIGURES},
+                         "pipeline_run": name, "pipeline_run_id": pipeline_run_id, "cv_run_id": run.run_id})
+    if not rows:
+        raise RbpError("leaderboard: no FINISHED CV run under the pipeline runs "
+                       f"{', '.join(as_list(pipeline_run_ids))}: " + "; ".join(left_out))
+    rows = pd.DataFrame(rows)
+    rows.attrs["left_out"] = left_out
+    return rows

@@ -15,19 +15,13 @@ from pathlib import Path
 import yaml
 
 from rbp.errors import RbpError
-from rbp.runs import child_runs, client, latest_fold_runs, quiet_downloads
+from rbp.families import FAMILIES
+from rbp.tracking.lifecycle import STEP_TAG
+from rbp.tracking.reading import child_runs, latest_fold_runs
+from rbp.tracking.store import client, quiet_downloads
 from rbp.train import EpochLog, TrainResult
 
-STEP_TAG = "step/"  # a pipeline run's tag per finished notebook, e.g. step/03_lstm_cv = "done in 412 s"
-RESUMED = "resumed"  # tag on a reopened run: how many times it was resumed
 KEPT_FOLDS = "kept_folds"  # tag on a reopened CV run: the folds it did not train again
-
-
-def times_resumed(run) -> int:
-    try:
-        return int(run.data.tags.get(RESUMED, 0))
-    except ValueError:
-        return 0
 
 
 def cv_run_name(family: str, length: int | None) -> str:
@@ -60,8 +54,6 @@ def steps_done(pipeline_run) -> set[str]:
     steps were tagged count their FINISHED preprocess and CV runs."""
     done = {key[len(STEP_TAG):] for key in pipeline_run.data.tags if key.startswith(STEP_TAG)}
     if not done:
-        from rbp.families import FAMILIES
-
         notebooks = {info.notebook: family for family, info in FAMILIES.items()}
         finished = {run.info.run_name for run in child_runs(pipeline_run.info.run_id, pipeline_run.info.experiment_id)
                     if run.info.status == "FINISHED"}
