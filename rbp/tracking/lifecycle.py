@@ -163,12 +163,12 @@ def open_pipeline_run(params, data, params_file, echo=print, orchestrator: str |
     `rbp run` then makes it the active run of its process (`active_run(run_id=...)`). A workflow's
     run (`orchestrator="workflow"`) carries no process's tags, so that no job takes it for one a dead
     process left: the workflow's last job ends it."""
+    from rbp.train import resolve_device  # torch: imported when a run opens, not with the package
+
     dataset = params.dataset_name
     experiment_id = use_experiment(dataset)
     close_stale_runs(echo)
     run_dir = claim_run_dir(resolve(params.output_dir), new_run_name(dataset))
-    from rbp.train import resolve_device
-
     tags = house_tags(dataset, data.data_sha256, model_family="pipeline", orchestrator=orchestrator,
                       synthetic=str(params.synthetic).lower(), device=str(resolve_device(params.device)),
                       params_file=str(params_file or "schema defaults"))

@@ -18,6 +18,8 @@ from mlflow.tracking.fluent import _create_dataset_input
 
 from rbp import compare, reporting
 from rbp.config import new_run_name, slug
+from rbp.leaderboard import EXPERIMENT, as_list, leaderboard_metrics
+from rbp.records import CVRun
 from rbp.tracking.lifecycle import active_run, house_tags
 from rbp.tracking.store import NOTE, client, use_experiment
 
@@ -132,8 +134,8 @@ def log_predict_run(results: dict, fasta: str | Path, dataset: str, parent_run_i
     return active.info.run_id
 
 
-def log_comparison(run_id: str, table: pd.DataFrame, comparison, figures: dict,
-                   cv_runs: list | None = None, verdict=None) -> list[str]:
+def log_comparison(run_id: str, table: pd.DataFrame, comparison: compare.Comparison, figures: dict,
+                   cv_runs: list[CVRun] | None = None, verdict: reporting.Verdict | None = None) -> list[str]:
     """Tables (CSV and JSON) and figures (PNG) under `compare/` of run `run_id`, and the verdict's
     headline figures as its metrics; returns the artifact paths.
 
@@ -194,8 +196,6 @@ def log_leaderboard(table: pd.DataFrame, figure, pipeline_run_ids: list[str], no
     is given: the data sets and pipeline run ids as params, `leaderboard_metrics` as metrics, the table
     (`leaderboard.csv`), the figure (`figures/leaderboard.png`), what was left out (`left_out.txt`) and
     the notebook when given. Returns its run id."""
-    from rbp.leaderboard import EXPERIMENT, as_list, leaderboard_metrics
-
     use_experiment(EXPERIMENT)
     datasets = list(dict.fromkeys(table.dataset))
     tags = house_tags(", ".join(datasets), model_family="leaderboard")
