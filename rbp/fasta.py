@@ -1,10 +1,17 @@
-"""Reading FASTA files of RNA or DNA into records over the DNA alphabet (U becomes T)."""
+"""Reading FASTA files of RNA or DNA into records over the DNA alphabet (U becomes T).
+
+A file is read as a stream, a line at a time: memory holds the records kept, not the file. Its size
+is checked before any record is made: a plain file by its length on disk, a gzipped one by
+decompressing it once without keeping anything, so a file too large to read (or a decompression
+bomb) costs neither memory nor more than one pass to refuse.
+"""
 
 from __future__ import annotations
 
 import gzip
-import re
-from collections.abc import Iterator
+import io
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,14 +22,18 @@ NUCLEOTIDES = frozenset("ACGTU")
 # IUPAC ambiguity codes: a record holding one is skipped, kept (its k-mers become [UNK]) or refused.
 AMBIGUOUS = frozenset("NRYSWKMBDHV")
 _GZIP_MAGIC = b"\x1f\x8b"
-MAX_BYTES = 512 * 2**20  # a FASTA file (uncompressed) larger than this is refused, not read into memory
+MAX_BYTES = 512 * 2**20  # a FASTA file (uncompressed) larger than this is refused before it is read
+BOMB_RATIO = 50  # a gzip file past the limit that expands more than this many-fold is called a bomb
+_CHUNK = 2**20  # bytes read at a time
+_SNIFF = 8000  # a NUL byte in the first bytes (as git and grep judge) marks a binary file
+_VALID = str.maketrans("", "", "".join(NUCLEOTIDES | AMBIGUOUS))
 
 
 class FastaError(RbpError):
     """A FASTA file that cannot be read; the message names the file and, where it applies, the line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     id: str
     sequence: str  # upper-case DNA alphabet: A, C, G, T (and IUPAC codes under the `keep` policy)
@@ -35,7 +46,7 @@ class FastaFile:
     skipped: list[str] = field(default_factory=list)  # ids dropped for ambiguous bases (policy `skip`)
 
 
-def _text(path: Path) -> str:
+def _is_gzip(path: Path) -> bool:
     if not path.exists():
         raise FastaError(f"{path}: file not found")
     if path.is_dir():
@@ -43,22 +54,60 @@ def _text(path: Path) -> str:
     if not path.is_file():  # reading a device, FIFO or socket may never end
         raise FastaError(f"{path}: not a regular file (a device, pipe or socket); give a FASTA file")
     with path.open("rb") as fh:
-        gzipped = fh.read(2) == _GZIP_MAGIC
-    try:
-        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as fh:
-            raw = fh.read(MAX_BYTES + 1)  # never more than the limit in memory, whatever the file holds
-    except (OSError, EOFError) as exc:
-        what = "damaged gzip file" if gzipped else "cannot be read"
-        raise FastaError(f"{path}: {what} ({exc})") from None
-    if len(raw) > MAX_BYTES:
-        raise FastaError(f"{path}: more than {MAX_BYTES // 2**20} MiB of FASTA text"
-                         f"{' once decompressed' if gzipped else ''}; split it or keep the sequences to train on")
-    if b"\x00" in raw:
-        raise FastaError(f"{path}: binary content, not a FASTA text file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FastaError(f"{path}: not UTF-8 or ASCII text, not a FASTA file") from None
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def _too_large(path: Path, gzipped: bool) -> str:
+    return (f"{path}: more than {MAX_BYTES // 2**20} MiB of FASTA text{' once decompressed' if gzipped else ''}; "
+            "split it or keep the sequences to train on")
+
+
+def _check_size(path: Path, gzipped: bool) -> None:
+    """Refuse a file whose text exceeds MAX_BYTES, reading at most one chunk at a time."""
+    size = path.stat().st_size
+    if not gzipped:
+        if size > MAX_BYTES:
+            raise FastaError(_too_large(path, False))
+        return
+    total = 0
+    with _damage(path, True), gzip.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            total += len(chunk)
+            if total > MAX_BYTES:
+                if total > BOMB_RATIO * size:
+                    raise FastaError(f"{path}: a decompression bomb: {size:,} bytes of gzip expand past "
+                                     f"{MAX_BYTES // 2**20} MiB (more than {BOMB_RATIO}-fold); refused unread")
+                raise FastaError(_too_large(path, True))
+
+
+class _damage:
+    """Turns a read error of the file into one FastaError naming it."""
+
+    def __init__(self, path: Path, gzipped: bool):
+        self.path, self.gzipped = path, gzipped
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, (OSError, EOFError, zlib.error)) and not isinstance(exc, FastaError):
+            what = "damaged gzip file" if self.gzipped else "cannot be read"
+            raise FastaError(f"{self.path}: {what} ({exc})") from None
+        if isinstance(exc, UnicodeDecodeError):
+            raise FastaError(f"{self.path}: not UTF-8 or ASCII text, not a FASTA file") from None
+        return False
+
+
+def _lines(path: Path, gzipped: bool) -> Iterator[str]:
+    """The file's lines, decoded, read a chunk at a time (after `_check_size`)."""
+    with _damage(path, gzipped), (gzip.open(path, "rb") if gzipped else path.open("rb")) as raw:
+        stream = io.BufferedReader(raw, _CHUNK) if gzipped else raw
+        if b"\x00" in stream.peek(_SNIFF)[:_SNIFF]:
+            raise FastaError(f"{path}: binary content, not a FASTA text file")
+        for line in io.TextIOWrapper(stream, encoding="utf-8-sig", newline=None):
+            if "\x00" in line:
+                raise FastaError(f"{path}: binary content, not a FASTA text file")
+            yield line
 
 
 def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
@@ -71,11 +120,10 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
     if ambiguous not in AMBIGUOUS_POLICIES:
         raise RbpError(f"ambiguous: {ambiguous!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}")
     path = Path(path)
-    text = _text(path)
-    if not text.strip():
-        raise FastaError(f"{path}: empty file, no FASTA records")
+    gzipped = _is_gzip(path)
+    _check_size(path, gzipped)
     result = FastaFile(path=path, records=[])
-    for rid, line_no, sequence in _parse(path, text):
+    for rid, line_no, sequence in _parse(path, _lines(path, gzipped)):
         if not sequence:
             raise FastaError(f"{path}, line {line_no}: header '>{rid}' has no sequence")
         if AMBIGUOUS.intersection(sequence):
@@ -89,47 +137,59 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
                 result.skipped.append(rid)
                 continue
         result.records.append(Record(rid, sequence))
+    if not result.records and not result.skipped:
+        raise FastaError(f"{path}: empty file, no FASTA records")
     return result
 
 
-def _parse(path: Path, text: str) -> Iterator[tuple[str, int, str]]:
-    """(id, header line, sequence upper-cased with U as T) of each record, checked line by line."""
-    seen: dict[str, int] = {}
+def _parse(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
+    """(id, header line, sequence upper-cased with U as T) of each record, checked line by line. A
+    record's sequence grows in one byte buffer, so reading it costs about twice its length at most."""
+    seen: set[str] = set()  # ids so far (their lines are found again only for a duplicate's message)
     header: tuple[str, int] | None = None  # (id, line number) of the record being read
-    chunks: list[str] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    sequence = bytearray()
+    for line_no, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
             continue
         if line.startswith(">"):
             if header is not None:
-                yield *header, "".join(chunks).upper().replace("U", "T")
+                yield *header, sequence.decode("ascii")
             fields = line[1:].split()
             if not fields:
                 raise FastaError(f"{path}, line {line_no}: header without an id")
             rid = fields[0]
             if rid in seen:
                 raise FastaError(
-                    f"{path}, line {line_no}: duplicate id '{rid}' (first at line {seen[rid]})"
+                    f"{path}, line {line_no}: duplicate id '{rid}' (first at line {_header_line(path, rid)})"
                 )
-            seen[rid] = line_no
-            header, chunks = (rid, line_no), []
+            seen.add(rid)
+            header, sequence = (rid, line_no), bytearray()
             continue
         if header is None:
             raise FastaError(
                 f"{path}, line {line_no}: text before the first '>' header; not a FASTA file?"
             )
-        line = re.sub(r"\s+", "", line)
-        bad = set(line.upper()) - NUCLEOTIDES - AMBIGUOUS
+        line = "".join(line.split()).upper()
+        bad = line.translate(_VALID)
         if bad:
-            shown = ", ".join(repr(c) for c in sorted(bad)[:5])
+            shown = ", ".join(repr(c) for c in sorted(set(bad))[:5])
             raise FastaError(
                 f"{path}, line {line_no}: characters that are not nucleotides ({shown}) "
                 f"in record '{header[0]}'"
             )
-        chunks.append(line)
+        sequence += line.replace("U", "T").encode("ascii")  # only the letters checked above remain
     if header is not None:
-        yield *header, "".join(chunks).upper().replace("U", "T")
+        yield *header, sequence.decode("ascii")
+
+
+def _header_line(path: Path, rid: str) -> int:
+    """The line of the first header of id `rid` (read again: only a duplicate's message needs it)."""
+    for line_no, line in enumerate(_lines(path, _is_gzip(path)), start=1):
+        fields = line.strip()[1:].split() if line.lstrip().startswith(">") else []
+        if fields and fields[0] == rid:
+            return line_no
+    return 0
 
 
 def write_fasta(path: str | Path, records: list[Record], rna: bool = False, width: int = 60) -> None:

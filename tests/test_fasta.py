@@ -119,18 +119,80 @@ def test_a_fifo_or_device_is_refused_without_reading_it(tmp_path):
             read_fasta(path)
 
 
-def test_an_endless_file_is_read_only_up_to_the_limit(tmp_path, monkeypatch):
-    """A file past the limit is refused after reading at most the limit: memory stays bounded."""
+def _random_fasta(path, records: int, length: int, seed: int = 0) -> int:
+    """A FASTA file of random sequences (they compress about 3.5-fold, as real ones do); their total length."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as out:
+        for i in range(records):
+            sequence = "".join(np.array(list("ACGU"))[rng.integers(0, 4, length)])
+            out.write(f">r{i}\n" + "\n".join(sequence[j:j + 60] for j in range(0, length, 60)) + "\n")
+    return records * length
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A plain file is judged by its size on disk, a gzipped one by decompressing it once a chunk at
+    a time: refusing either costs a chunk of memory, not the file."""
     import gzip
+    import tracemalloc
 
     import rbp.fasta
 
-    monkeypatch.setattr(rbp.fasta, "MAX_BYTES", 1000)
     big = tmp_path / "big.fa"
-    big.write_text(">a\n" + "ACGT" * 1000 + "\n")
-    with pytest.raises(FastaError, match=r"big\.fa: more than 0 MiB of FASTA text; split it"):
-        read_fasta(big)
+    _random_fasta(big, 20, 100_000)  # 2 MB of sequence
+    monkeypatch.setattr(rbp.fasta, "MAX_BYTES", 2**20)
+    monkeypatch.setattr(rbp.fasta, "_CHUNK", 2**16)
     packed = tmp_path / "big.fa.gz"
     packed.write_bytes(gzip.compress(big.read_bytes()))
-    with pytest.raises(FastaError, match="once decompressed"):
-        read_fasta(packed)
+    for path, message in ((big, r"big\.fa: more than 1 MiB of FASTA text; split it"),
+                          (packed, r"big\.fa\.gz: more than 1 MiB of FASTA text once decompressed")):
+        tracemalloc.start()
+        with pytest.raises(FastaError, match=message):
+            read_fasta(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**20, f"{path.name}: {peak} bytes to refuse it"
+
+
+def test_a_gzip_bomb_is_refused_as_one(tmp_path, monkeypatch):
+    import gzip
+    import tracemalloc
+
+    import rbp.fasta
+
+    monkeypatch.setattr(rbp.fasta, "MAX_BYTES", 4 * 2**20)
+    monkeypatch.setattr(rbp.fasta, "_CHUNK", 2**16)
+    bomb = tmp_path / "bomb.fa.gz"
+    bomb.write_bytes(gzip.compress(b">a\n" + b"A" * (64 * 2**20) + b"\n"))  # 64 MiB in about 64 KB
+    tracemalloc.start()
+    with pytest.raises(FastaError, match=r"bomb\.fa\.gz: a decompression bomb: [\d,]+ bytes of gzip expand "
+                                         r"past 4 MiB \(more than 50-fold\); refused unread"):
+        read_fasta(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes to refuse it"
+
+
+def test_reading_keeps_little_more_than_the_sequences(tmp_path):
+    """Parsing streams: memory at its peak is under 3x the sequence bytes kept, not a copy of the file."""
+    import tracemalloc
+
+    path = tmp_path / "long.fa"
+    kept = _random_fasta(path, 10, 200_000)
+    tracemalloc.start()
+    fasta = read_fasta(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sum(len(r.sequence) for r in fasta.records) == kept
+    assert peak < 3 * kept, f"{peak / kept:.2f} bytes per nucleotide kept"
+
+
+def test_corrupted_gzip_bytes_are_a_damaged_file(write_fasta_text):
+    import gzip
+
+    packed = bytearray(gzip.compress(b">x\nACGU\n" * 2000))
+    packed[40:60] = bytes(20)  # corrupted in the middle, not truncated
+    path = write_fasta_text("bad.fa.gz", bytes(packed))
+    with pytest.raises(FastaError, match=r"bad\.fa\.gz: damaged gzip file"):
+        read_fasta(path)
