@@ -12,8 +12,9 @@ and writes, into a new folder (complete or not at all):
 - `summary.json`: the model, its threshold and window, the counts and the time.
 
 A sequence of the training length or shorter is one window (scored as it is); a longer one is scanned
-with windows of the training length every `stride` nt, the last one flush with its end. Windows are
-scored a chunk at a time, so memory does not grow with a transcript's length beyond its profile.
+with windows of the training length every `stride` nt, the last one flush with its end. The windows of
+many sequences are scored together in batches, a long sequence's a chunk at a time, so memory does not
+grow with a transcript's length beyond its profile.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from rbp.errors import RbpError
 from rbp.fasta import read_fasta
 from rbp.fold_ensemble import MANIFEST, FoldEnsemble
 from rbp.motifs import motif_regex
-from rbp.scan import bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
+from rbp.scan import Site, bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
 
 
 @dataclass
@@ -109,10 +110,22 @@ def default_out(output_dir: str | Path = "outputs") -> Path:
 def scan_sequence(predictor: FoldEnsemble, sequence_id: str, sequence: str, stride: int, threshold: float,
                   motif: str | None = None) -> Scan:
     starts, scores = predictor.window_scores(sequence, stride)
-    track = profile(len(sequence), starts, predictor.window, scores)
-    sites = call_sites(len(sequence), starts, predictor.window, scores, threshold, track)
+    return scanned(predictor.window, sequence_id, sequence, starts, scores, threshold, motif)
+
+
+def scanned(window: int, sequence_id: str, sequence: str, starts: np.ndarray, scores: np.ndarray,
+            threshold: float, motif: str | None = None) -> Scan:
+    """The profile and called sites of a sequence from its windows' scores."""
+    length = len(sequence)
+    if len(starts) == 1:  # one window, the whole sequence: a flat profile, one site or none
+        score = float(scores[0])
+        track = np.full(length, score)
+        sites = [Site(0, length, score, min(window, length) // 2, 1)] if score >= threshold else []
+    else:
+        track = profile(length, starts, window, scores)
+        sites = call_sites(length, starts, window, scores, threshold, track)
     hits = motif_positions(sequence, motif) if motif else []
-    return Scan(sequence_id, len(sequence), starts, scores, track, sites, hits)
+    return Scan(sequence_id, length, starts, scores, track, sites, hits)
 
 
 def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
@@ -187,12 +200,18 @@ def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figu
     with (folder / "windows.tsv").open("w") as windows, (folder / "profile.bedgraph").open("w") as graph:
         windows.write("sequence_id\tstart\tend\tprobability\n")
         graph.write(f'track type=bedGraph name="rbp {predictor.label}" description="best window probability"\n')
-        for i, record in enumerate(tqdm(records, desc="scoring", unit="seq", disable=not progress)):
-            scan = scan_sequence(predictor, record.id, record.sequence, stride, threshold, motif)
+        scored = predictor.scans((record.sequence for record in records), stride)  # in batches
+        bar = tqdm(records, desc="scoring", unit="seq", disable=not progress, mininterval=1.0)
+        for i, (record, (starts, scores)) in enumerate(zip(bar, scored, strict=True)):
+            scan = scanned(predictor.window, record.id, record.sequence, starts, scores, threshold, motif)
             span = min(predictor.window, scan.length)
-            windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
-                               for s, p in zip(scan.starts, scan.scores, strict=True))
-            graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
+            if len(starts) == 1:
+                windows.write(f"{record.id}\t0\t{span}\t{scores[0]:.6g}\n")
+                graph.write(f"{record.id}\t0\t{scan.length}\t{scores[0]:.6g}\n")
+            else:
+                windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
+                                   for s, p in zip(starts, scores, strict=True))
+                graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
             n_windows += len(scan.starts)
             sites[record.id] = scan.sites
             top = float(scan.scores.max())

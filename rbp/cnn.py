@@ -97,24 +97,35 @@ class ConvClassifier(nn.Module):
     def receptive_field(self) -> int:
         return receptive_field(self.config["kernel_size"], self.config["dilation"])
 
-    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(N, filters, positions) of the last convolution."""
-        return self.convolutions(self.embedding(input_ids).transpose(1, 2))
+    def features(self, input_ids: torch.Tensor, activated: bool = True) -> torch.Tensor:
+        """(N, filters, positions) of the last convolution; before its ReLU (and dropout) unless `activated`."""
+        layers = self.convolutions if activated else self.convolutions[:-2]
+        return layers(self.embedding(input_ids).transpose(1, 2))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        features = self.features(input_ids)
         lengths = (input_ids != PAD_ID).sum(dim=1)
+        if self.training:
+            features = self.features(input_ids)
+            pooled = features.masked_fill(self._beyond(lengths, features), float("-inf")).max(dim=2).values
+            return self.head(pooled).squeeze(-1)
+        # Evaluating: the last ReLU after the maximum gives the same values (it is monotone) on a tensor
+        # positions-times smaller, and a batch without padding needs no mask.
+        features = self.features(input_ids, activated=False)
+        if not bool((lengths == input_ids.shape[1]).all()):
+            features = features.masked_fill(self._beyond(lengths, features), float("-inf"))
+        return self.head(F.relu(features.amax(dim=2))).squeeze(-1)
+
+    def _beyond(self, lengths: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(N, 1, positions): the output positions whose receptive field reaches past a sequence's end."""
         last = (lengths - self.receptive_field).clamp(min=0)  # the last position inside the sequence
-        beyond = torch.arange(features.shape[2], device=input_ids.device)[None, :] > last[:, None]
-        pooled = features.masked_fill(beyond[:, None, :], float("-inf")).max(dim=2).values
-        return self.head(pooled).squeeze(-1)
+        return (torch.arange(features.shape[2], device=lengths.device)[None, :] > last[:, None])[:, None, :]
 
     def window_logits(self, input_ids: torch.Tensor, window: int) -> torch.Tensor:
         """The logit of every window of `window` nt of one unpadded sequence (1, L), in one pass: a
         sliding maximum over the features, then the head. Equal to `forward` on each window."""
-        features = self.features(input_ids)
+        features = self.features(input_ids, activated=False)
         span = max(window - self.receptive_field + 1, 1)  # output positions inside one window
-        pooled = F.max_pool1d(features, span, stride=1)  # (1, filters, windows)
+        pooled = F.relu(F.max_pool1d(features, span, stride=1))  # (1, filters, windows)
         return self.head(pooled[0].T).squeeze(-1)
 
 

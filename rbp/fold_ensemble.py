@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from rbp.params import Params, ParamsError, from_dict
 from rbp.train import predict, resolve_device
 
 MANIFEST = "predictor.json"
-CHUNK = 4096  # windows of one sequence scored at a time: memory stays flat in the sequence's length
+CHUNK = 4096  # windows scored together (of many sequences, or of one long one): memory stays flat
 THRESHOLD_CRITERION = ("Youden's J (sensitivity + specificity - 1), maximised over the fold models' "
                        "predictions on their own validation splits, pooled; test folds are never used")
 NO_SELECTION_CRITERION = ("0.5, the class of the larger probability (as DNABERT calls): trained without a "
@@ -87,44 +87,73 @@ class FoldEnsemble:
     def probabilities(self, sequences: Sequence[str], fold: int | None = None, logits: bool = False) -> np.ndarray:
         """P(binding site) of each sequence as it is (upper-case DNA): the mean over the fold models,
         or one fold model's (`fold`, as numbered in training). `logits`: the binding logit instead
-        (what attributions read)."""
+        (what attributions read). Scored `batch_size` at a time, each batch encoded once for every
+        fold model, sequences of like length together (less padding; the order given is kept)."""
         models = self.fold_models(fold)
-        out = []
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros(len(sequences))
         for begin in range(0, len(sequences), self.batch_size):
-            inputs = self.family.encode(list(sequences[begin:begin + self.batch_size]))
+            rows = order[begin:begin + self.batch_size]
+            inputs = self.family.encode([sequences[i] for i in rows])
             with torch.inference_mode():
-                out.append(np.mean([predict(m, inputs, self.batch_size, self.device, logits=logits) for m in models],
-                                   axis=0))
-        return np.concatenate(out) if out else np.zeros(0)
+                out[rows] = np.mean([predict(m, inputs, self.batch_size, self.device, logits=logits)
+                                     for m in models], axis=0)
+        return out
+
+    def scans(self, sequences: Iterable[str], stride: int = 1, fold: int | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Starts and probabilities of the windows that scan each sequence (the training length, every
+        `stride` nt, the last flush with the end; a sequence no longer than the window is one window,
+        itself), in the order given. The windows of many sequences are scored together, about `CHUNK`
+        at a time; a long sequence's a chunk at a time (memory stays flat in its length), or all in
+        one pass by a family that scans (`window_logits`: the CNN)."""
+        from rbp.scan import window_starts
+
+        pending: list[tuple[np.ndarray, list[str]]] = []  # sequences waiting: starts, windows
+        waiting = 0  # their windows
+
+        def flush():
+            nonlocal waiting
+            windows = [w for _, part in pending for w in part]
+            scores = np.split(self.probabilities(windows, fold), np.cumsum([len(p) for _, p in pending])[:-1])
+            yield from zip([starts for starts, _ in pending], scores, strict=True)
+            pending.clear()
+            waiting = 0
+
+        scanner = hasattr(self.family, "window_logits")  # fully convolutional: every window in one pass
+        for sequence in sequences:
+            starts = window_starts(len(sequence), self.window, stride)
+            if len(starts) <= CHUNK and not (scanner and len(starts) > self.batch_size):
+                pending.append((starts, [sequence[s:s + self.window] for s in starts]))
+                waiting += len(starts)
+                if waiting >= CHUNK:
+                    yield from flush()
+                continue
+            if pending:
+                yield from flush()
+            yield starts, self._long_scan(sequence, starts, fold, scanner)
+        if pending:
+            yield from flush()
+
+    def _long_scan(self, sequence: str, starts: np.ndarray, fold: int | None, scanner: bool) -> np.ndarray:
+        if scanner:
+            with torch.inference_mode():
+                every = np.mean([expit(self.family.window_logits(m, sequence, self.window))
+                                 for m in self.fold_models(fold)], axis=0)
+            return every[starts]
+        return np.concatenate([self.probabilities([sequence[s:s + self.window] for s in part], fold)
+                               for part in np.array_split(starts, -(-len(starts) // CHUNK))])
 
     def window_scores(self, sequence: str, stride: int = 1, fold: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Starts and probabilities of the windows (the training length, every `stride` nt, the last
-        flush with the end) that scan `sequence`, scored `CHUNK` windows at a time, or all in one pass
-        by a family that scans (`window_logits`: the CNN)."""
-        from rbp.scan import window_starts
-
-        starts = window_starts(len(sequence), self.window, stride)
-        if hasattr(self.family, "window_logits"):  # fully convolutional: every window in one pass
-            models = self.fold_models(fold)
-            with torch.inference_mode():
-                every = np.mean([expit(self.family.window_logits(m, sequence, self.window))
-                                 for m in models], axis=0)
-            return starts, every[starts]
-        scores = np.concatenate([self.probabilities([sequence[s:s + self.window] for s in chunk], fold)
-                                 for chunk in np.array_split(starts, -(-len(starts) // CHUNK))])
-        return starts, scores
+        """Starts and probabilities of the windows that scan `sequence` (see `scans`)."""
+        return next(self.scans([sequence], stride, fold))
 
     def score(self, sequences: Sequence[str], fold: int | None = None) -> np.ndarray:
-        """One probability per sequence: a sequence up to the window's length as it is (in batches);
-        a longer one gets its best window's (stride 1)."""
-        lengths = np.array([len(s) for s in sequences])
-        scores = np.zeros(len(sequences))
-        short = np.flatnonzero(lengths <= self.window)
-        scores[short] = self.probabilities([sequences[i] for i in short], fold)
-        for i in np.flatnonzero(lengths > self.window):
-            scores[i] = self.window_scores(sequences[i], 1, fold)[1].max()
-        return scores
+        """One probability per sequence: a sequence up to the window's length as it is; a longer one
+        gets its best window's (stride 1)."""
+        return np.array([scores.max() for _, scores in self.scans(sequences, 1, fold)])
 
     def table(self, sequences: Sequence[str], fold: int | None = None) -> pd.DataFrame:
         """probability and call (1 at or above the threshold) per sequence."""

@@ -181,3 +181,57 @@ def test_explain_adds_an_attribution_track_around_each_site(model_dir, tmp_path)
     write_transcript(fasta, seed=2, length=600, sites=2)
     result = apply_model(model_dir, fasta, tmp_path / "out", stride=5, threshold=0.0, progress=False, explain=True)
     assert result.summary["explained"] and len(list((tmp_path / "out" / "figures").glob("*.png"))) == 1
+
+
+def _untrained(name: str, seed: int, window: int = 41) -> FoldEnsemble:
+    """A 2-fold ensemble of freshly initialised models of family `name` (tiny sizes), scores spread out."""
+    from rbp.cnn import CNNFamily, CNNParams
+    from rbp.dnabert import DNABERTFamily, DNABERTParams
+    from rbp.ensemble import EnsembleFamily, EnsembleParams
+    from rbp.kmer_lr import KmerLRFamily, KmerLRParams, SpectrumLogistic
+    from rbp.lstm import LSTMFamily, LSTMParams
+
+    torch.manual_seed(seed)
+    if name == "ensemble":
+        members = {"lstm": _untrained("lstm", seed + 1, window), "cnn": _untrained("cnn", seed + 2, window)}
+        family = EnsembleFamily(EnsembleParams(), 3, members)
+        return FoldEnsemble(family, None, [family.combine(1), family.combine(2)], [1, 2], window, 0.5)
+    family = {"cnn": lambda: CNNFamily(CNNParams(channels=[6], kernel_size=[7], dense_size=4), 3),
+              "lstm": lambda: LSTMFamily(LSTMParams(embedding_dim=6, hidden_size=5, dense_size=4), 3),
+              "kmer_lr": lambda: KmerLRFamily(KmerLRParams(k_min=2, k_max=3), 3),
+              "dnabert": lambda: DNABERTFamily(DNABERTParams(init="scratch", size="small"), 3)}[name]()
+    models = [SpectrumLogistic(16 + 64) if name == "kmer_lr" else family.build() for _ in range(2)]
+    for model in models:  # larger weights in the last layer: probabilities spread over (0, 1)
+        last = [p for p in model.parameters() if p.dim() == 2][-1]
+        with torch.no_grad():
+            last.mul_({"kmer_lr": 50, "dnabert": 30}.get(name, 8))
+    return FoldEnsemble(family, None, [m.eval() for m in models], [1, 2], window, 0.5)
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "kmer_lr", "dnabert", "ensemble"])
+def test_batched_scores_equal_one_window_at_a_time(name, monkeypatch):
+    """Sequences shorter than, as long as and longer than the window, with N, scored together in
+    batches (and a long one's windows in chunks or one pass): each window's probability is the one it
+    gets scored alone, to 1e-6."""
+    import rbp.fold_ensemble
+    from rbp.scan import window_starts
+
+    monkeypatch.setattr(rbp.fold_ensemble, "CHUNK", 37)  # batches end inside sequences' windows
+    predictor = _untrained(name, seed=5)
+    predictor.batch_size = 16
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), size)) for size in rng.choice([9, 30, 41, 50, 120, 300], 24)]
+    sequences[3] = sequences[3][:5] + "NN" + sequences[3][7:]
+    stride = 5
+    batched = list(predictor.scans(sequences, stride))
+    assert len(batched) == len(sequences)
+    every = []
+    for sequence, (starts, scores) in zip(sequences, batched, strict=True):
+        np.testing.assert_array_equal(starts, window_starts(len(sequence), 41, stride))
+        alone = [predictor.probabilities([sequence[s:s + 41]])[0] for s in starts]
+        np.testing.assert_allclose(scores, alone, atol=1e-6, rtol=0)
+        every.extend(alone)
+    # the scores differ enough between windows to tell a mix-up (an untrained DNABERT barely tells them apart)
+    assert np.std(every) > (2e-4 if name == "dnabert" else 1e-2)
+    best = predictor.score(sequences)
+    np.testing.assert_allclose(best, [scores.max() for _, scores in predictor.scans(sequences, 1)], atol=1e-6)
