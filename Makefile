@@ -10,6 +10,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 5000
 CORES ?= 2
+TEST_WORKERS ?= auto
 
 .PHONY: help install run test test-quick ui server workflow lab lint bench clean
 
@@ -18,7 +19,7 @@ help: ## list the targets
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo
-	@echo "  variables: PARAMS=params/default.yaml  ARGS='-p data_dir=... -p folds=5'  PYTEST_ARGS='-k fasta'"
+	@echo "  variables: PARAMS=params/default.yaml  ARGS='-p data_dir=... -p folds=5'  PYTEST_ARGS='-k fasta'  TEST_WORKERS=auto"
 
 # The environment is created on first use and updated in place only when pyproject.toml or
 # constraints.txt change: never deleted, so a running kernel or job keeps working meanwhile.
@@ -34,11 +35,11 @@ install: $(VENV)/.installed ## create .venv with the project and its pinned depe
 run: $(VENV)/.installed ## the main job: rbp run --params $(PARAMS) $(ARGS)
 	$(BIN)/rbp run --params $(PARAMS) $(ARGS)
 
-test: $(VENV)/.installed ## the test suite (pytest)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed ## the test suite (pytest, one worker per core: TEST_WORKERS=0 runs it in one process)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-test-quick: $(VENV)/.installed ## the tests not marked slow (no papermill, no subprocesses): seconds
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+test-quick: $(VENV)/.installed ## the tests not marked slow (no papermill, no subprocesses): under a minute
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 ui: $(VENV)/.installed ## MLflow UI on 127.0.0.1:$(PORT) over the project's store (mlruns/)
 	$(BIN)/rbp ui --port $(PORT)

@@ -32,17 +32,18 @@ def _sequences(n: int, seed: int = 0) -> list[str]:
     return ["".join(row) for row in rng.choice(list("ACGT"), size=(n, LENGTH))]
 
 
-def measure(params_name: str, device: torch.device, batches: int) -> dict:
+def measure(params_name: str, device: torch.device, batches: int, n: int = N_TRAIN) -> dict:
+    """Training and evaluation rates over `n` sequences (an epoch is always given for 4464)."""
     # the LSTM's part of a recipe (a DNABERT part may need a checkpoint it does not use)
     cfg = load_params(ROOT / "params" / f"{params_name}.yaml", ["notebooks=[01_preprocess, 03_lstm_cv]"]).lstm
     family = LSTMFamily(cfg, 3)
     seed_everything(0)
     model = family.build().to(device)
-    inputs = {k: v.to(device) for k, v in family.encode(_sequences(N_TRAIN)).items()}
-    labels = torch.randint(0, 2, (N_TRAIN,), device=device)
+    inputs = {k: v.to(device) for k, v in family.encode(_sequences(n)).items()}
+    labels = torch.randint(0, 2, (n,), device=device)
     optimizer = make_optimizer(model, cfg)
     model.train()
-    steps = min(batches, N_TRAIN // cfg.batch_size)
+    steps = min(batches, n // cfg.batch_size - 3)
     masks = torch.Generator(device=device).manual_seed(0)
 
     def step(i):
@@ -70,7 +71,7 @@ def measure(params_name: str, device: torch.device, batches: int) -> dict:
     start = time.perf_counter()
     predict(model, inputs, cfg.eval_batch_size, device)
     sync(device)
-    eval_rate = N_TRAIN / (time.perf_counter() - start)
+    eval_rate = n / (time.perf_counter() - start)
     return {"params": params_name, "device": str(device), "batch_size": cfg.batch_size,
             "train_seq_per_s": round(train_rate, 1), "eval_seq_per_s": round(eval_rate, 1),
             "epoch_seconds": round(N_TRAIN / train_rate, 1)}

@@ -45,7 +45,7 @@ def _predictor(family_name: str, params_name: str, folds: int, device: torch.dev
 
 
 def scan_rate(predictor: FoldEnsemble, sequence: str, stride: int, device: torch.device) -> dict:
-    scan_sequence(predictor, "warm-up", sequence[:2000], stride, 0.5)
+    scan_sequence(predictor, "warm-up", sequence[:min(2000, len(sequence) // 2)], stride, 0.5)
     sync(device)
     start = time.perf_counter()
     scan = scan_sequence(predictor, "bench", sequence, stride, 0.5)

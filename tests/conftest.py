@@ -1,6 +1,10 @@
 """Shared fixtures. A test that logs asks for `mlflow_store` (a temporary store, copied from one
 migrated template); no test can reach the user's mlruns/: the session points MLflow at a scratch
-store first. Tests marked `slow` (papermill, subprocesses) are left out by `make test-quick`."""
+store first. Tests marked `slow` (papermill, subprocesses) are left out by `make test-quick`.
+
+`make test` runs the tests in worker processes side by side (pytest-xdist, one per core): each worker
+and what it starts uses one thread, the slow tests are handed out first, and a module whose tests
+share a trained model keeps them in one worker."""
 
 from __future__ import annotations
 
@@ -14,8 +18,28 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers side by side: one thread each, or they slow each other
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
+# Modules whose tests share a costly module-scoped fixture (trained models, a server): one worker each.
+SHARED_FIXTURES = {"test_demo", "test_workflow"}
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (the longest module first), so that no worker is left with a long test
+    at the end; the modules of SHARED_FIXTURES each as one group of work."""
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SHARED_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    first = ("test_workflow", "test_pipeline", "test_resume", "test_demo")
+
+    def rank(item):
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        return (item.get_closest_marker("slow") is None, first.index(module) if module in first else len(first))
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -29,8 +29,6 @@ def _artifacts(run_id, path=None):
     return sorted(out)
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("mlflow_store")
 def _check_models_and_predict(result, pipeline, runs, echoed):
     """Each CV run registered its model, the verdict names them, and 06_predict scanned predict.fasta."""
     client = MlflowClient()
@@ -69,6 +67,8 @@ def _check_interpret(result, runs, echoed):
     assert any(line.startswith("  LSTM: top motif") for line in echoed)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_store")
 def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     """The smoke pipeline end to end: preprocess, DNABERT from a DNABERT-layout checkpoint, LSTM."""
     from tests.dnabert_layout import write_dnabert_checkpoint
@@ -332,19 +332,19 @@ def _check_dnabert(result, runs, tmp_path, checkpoint):
 def test_length_sweep_through_the_driver(small_data_dir, tmp_path):
     result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
                                   "output_dir": str(tmp_path / "out"), "sweep": {"lengths": [21, 41]},
-                                  "notebooks": ["01_preprocess", "02_dnabert_cv", "03_lstm_cv", "05_length_sweep"]},
+                                  "notebooks": ["01_preprocess", "03_kmer_lr_cv", "05_length_sweep"]},
                           echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
     cv = runs[runs["tags.mlflow.parentRunId"] == result.run_id]
     cv = cv[cv["tags.mlflow.runName"].str.contains("_cv")]
-    assert sorted(cv["tags.mlflow.runName"]) == ["dnabert_cv-21nt", "dnabert_cv-41nt", "lstm_cv-21nt", "lstm_cv-41nt"]
-    assert sorted(cv["tags.length"]) == ["21", "21", "41", "41"]
+    assert sorted(cv["tags.mlflow.runName"]) == ["kmer_lr_cv-21nt", "kmer_lr_cv-41nt"]
+    assert sorted(cv["tags.length"]) == ["21", "41"]
     assert cv["tags.folds_sha256"].nunique() == 1  # every length on the same folds
     logged = _artifacts(result.run_id)
-    assert {"sweep/auc_by_length.png", "sweep/sweep_table.csv", "notebooks/03_lstm_cv-21nt.ipynb",
+    assert {"sweep/auc_by_length.png", "sweep/sweep_table.csv", "notebooks/03_kmer_lr_cv-21nt.ipynb",
             "notebooks/05_length_sweep.ipynb"} <= set(logged)
     table = (result.run_dir / "length_sweep.csv").read_text().splitlines()
-    assert table[0].startswith("model,length,n_folds") and len(table) == 5
+    assert table[0].startswith("model,length,n_folds") and len(table) == 3
 
 
 @pytest.mark.usefixtures("mlflow_store")

@@ -40,7 +40,7 @@ def server(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
         start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240  # it answers about a minute after it starts on these machines
+    deadline = time.monotonic() + 600  # it answers in 10 to 60 s on these machines
     while True:
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=5) as answer:
@@ -142,11 +142,18 @@ def test_four_fold_jobs_log_side_by_side_to_one_server_and_nothing_is_lost(on_se
     assert client.get_model_version("busy-lstm", "1").run_id == cv_run_id
 
 
+MODELS = {"smoke": ["kmer_lr_cv"], "rbfox-synthetic": ["kmer_lr_cv"]}  # the fastest model: the jobs are what is tested
+
+
 def _config(tmp_path, planted_dir) -> dict:
-    models = ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "04_compare"]
+    def notebooks(dataset):
+        return ["01_preprocess", *[f"03_{model}" for model in MODELS[dataset]], "04_compare"]
+
     return {"out": str(tmp_path / "targets"), "threads": 1, "datasets": {
-        "smoke": {"params": str(SMOKE), "set": {"notebooks": models, "output_dir": str(tmp_path / "outputs")}},
-        "rbfox-synthetic": {"params": str(SMOKE), "set": {"data_dir": str(planted_dir), "notebooks": models,
+        "smoke": {"params": str(SMOKE), "set": {"notebooks": notebooks("smoke"),
+                                               "output_dir": str(tmp_path / "outputs")}},
+        "rbfox-synthetic": {"params": str(SMOKE), "set": {"data_dir": str(planted_dir),
+                                                         "notebooks": notebooks("rbfox-synthetic"),
                                                          "output_dir": str(tmp_path / "outputs")}}}}
 
 
@@ -176,7 +183,7 @@ def test_the_workflow_runs_two_data_sets_fold_by_fold_against_a_server(on_server
         assert "**Verdict.**" in pipeline.data.tags["mlflow.note.content"]  # the compare step ran
         children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{target['run_id']}'")
         cv_runs = {run.info.run_name: run for run in children if run.info.run_name.endswith("_cv")}
-        assert sorted(cv_runs) == ["cnn_cv", "kmer_lr_cv"]
+        assert sorted(cv_runs) == MODELS[dataset]
         for cv in cv_runs.values():
             assert cv.info.status == "FINISHED" and cv.data.metrics["n_folds"] == 2 and cv.data.tags["model_uri"]
             folds = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{cv.info.run_id}'")
@@ -191,10 +198,11 @@ def test_the_workflow_runs_two_data_sets_fold_by_fold_against_a_server(on_server
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
     # a fold's target lost: the job runs, finds the fold FINISHED in MLflow and trains nothing
-    (tmp_path / "targets" / "smoke" / "cnn" / "fold-1.json").unlink()
-    cv = client.search_runs([client.get_experiment_by_name("smoke").experiment_id], "attributes.run_name = 'cnn_cv'")[0]
+    (tmp_path / "targets" / "smoke" / "kmer_lr" / "fold-1.json").unlink()
+    cv = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+                            "attributes.run_name = 'kmer_lr_cv'")[0]
     before = len(client.search_runs([cv.info.experiment_id], f"tags.mlflow.parentRunId = '{cv.info.run_id}'"))
-    redo = _snakemake(config, "--cores", "1", str(tmp_path / "targets" / "smoke" / "cnn" / "fold-1.json"), env=env)
+    redo = _snakemake(config, "--cores", "1", str(tmp_path / "targets" / "smoke" / "kmer_lr" / "fold-1.json"), env=env)
     assert redo.returncode == 0, redo.stderr[-3000:]
     assert "finished before, kept" in redo.stdout + redo.stderr
     after = len(client.search_runs([cv.info.experiment_id], f"tags.mlflow.parentRunId = '{cv.info.run_id}'"))
