@@ -64,7 +64,8 @@ class DNABERTParams(TrainParams):
     max_epochs: int = 2  # its validation AUC levels off by epoch 2 at CPU size; paper.yaml: 5
     patience: int = 5
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adamw"
-    lr: float = 2e-4
+    lr: float = 4e-4
+    batch_size: int = 64
     weight_decay: float = 0.01
     schedule: Literal["constant", "linear", "cosine"] = "linear"
     warmup_fraction: float = 0.1
