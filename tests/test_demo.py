@@ -81,7 +81,8 @@ def test_the_demo_transcript_shows_its_planted_sites(reduced_demo, fold_one, fam
 def test_interpretation_recovers_the_planted_element(reduced_demo, fold_one, family_name):
     """In-silico mutagenesis of the confident held-out positives, then TF-MoDISco: the top motif is the
     planted element, and in the sequences holding it the attributions are highest on its positions
-    (on the reduced set at least 3 times the rest; about 7 times for the LSTM, 5 for DNABERT)."""
+    (on the reduced set at least 3 times the rest; about 5 times for the LSTM, 4 for DNABERT). 120 sites:
+    the top motif matches with similarity 0.90 (LSTM) and 0.91 (DNABERT) against 0.6 needed."""
     import numpy as np
 
     from rbp.interpret import confident_positives, interpret
@@ -91,7 +92,7 @@ def test_interpretation_recovers_the_planted_element(reduced_demo, fold_one, fam
     params, folds, _ = reduced_demo
     family, result = fold_one(family_name)
     predictor = from_cross_validation(family, params, folds, [result])
-    table = confident_positives(result.predictions, folds.sequences, predictor.threshold, 200)
+    table = confident_positives(result.predictions, folds.sequences, predictor.threshold, 120)
     explained = interpret(predictor, table, family_name, "ism", [CONSENSUS])
     top = explained.matches[explained.matches.motif == "motif 1"].iloc[0]
     assert top.match and top.similarity >= MATCH, explained.matches
