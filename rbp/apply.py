@@ -205,13 +205,9 @@ def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figu
         for i, (record, (starts, scores)) in enumerate(zip(bar, scored, strict=True)):
             scan = scanned(predictor.window, record.id, record.sequence, starts, scores, threshold, motif)
             span = min(predictor.window, scan.length)
-            if len(starts) == 1:
-                windows.write(f"{record.id}\t0\t{span}\t{scores[0]:.6g}\n")
-                graph.write(f"{record.id}\t0\t{scan.length}\t{scores[0]:.6g}\n")
-            else:
-                windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
-                                   for s, p in zip(starts, scores, strict=True))
-                graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
+            windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
+                               for s, p in zip(starts, scores, strict=True))
+            graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
             n_windows += len(scan.starts)
             sites[record.id] = scan.sites
             top = float(scan.scores.max())
