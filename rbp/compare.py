@@ -117,6 +117,35 @@ def protocol_note(cv_runs: list[CVRun]) -> str | None:
             "figures, have no validation curve below, and cannot be chosen as the best model.")
 
 
+def test_protocol(results: dict[str, ModelResults]) -> tuple[str, str]:
+    """Where the test figures of these runs come from: the protocol's kind (`cv`, `split` or
+    `fixed_test`, from the runs' `protocol` tags) and one sentence for tables and reports, with the
+    test sequences' share of binding sites, which is the AUPRC of a model that guesses."""
+    results = list(results.values())
+    kinds = {r.cv_run.tags.get("protocol") or ("cv" if r.fold_metrics.fold.nunique() > 1 else "split")
+             for r in results}
+    scored = next((r.oof for r in results if r.oof is not None and len(r.oof)), None)
+    share = ""
+    if scored is not None:
+        tested = scored.drop_duplicates("id")
+        bound = float(tested.label.mean())
+        share = (f" {len(tested):,} test sequences, {bound:.1%} of them binding sites: a model that guesses has an "
+                 f"AUPRC of {bound:.3f} (chance) and a ROC AUC of 0.5.")
+    if len(kinds) > 1:
+        return "mixed", (f"**Test figures come from different protocols** ({', '.join(sorted(kinds))}): these runs "
+                         f"were not tested alike, so read their differences with care.{share}")
+    kind = kinds.pop() if kinds else "cv"
+    if kind == "fixed_test":
+        sha = next((r.cv_run.tags.get("test_sha256", "") for r in results), "")
+        return kind, (f"Test figures: a fixed test set (sha256 {sha[:12]}), scored once per model; every model was "
+                      f"trained, and its epoch or strength chosen, on the training data alone.{share}")
+    if kind == "split":
+        return kind, f"Test figures: one stratified train/test split, each model scored once on its test part.{share}"
+    n = max((int(r.fold_metrics.fold.nunique()) for r in results if len(r.fold_metrics)), default=0)
+    return kind, (f"Test figures: {n}-fold cross-validation, every sequence scored once by the fold model that did "
+                  f"not train on it; mean ± std over folds.{share}")
+
+
 # The paired tests and pooled-AUC differences, each raw p-value followed by its Holm-adjusted one.
 COMPARISON_TEST_COLUMNS = [c for column in TEST_COLUMNS
                            for c in ([column, f"{column}_holm"] if column.endswith("pvalue") else [column])]

@@ -31,6 +31,7 @@ class FoldResult:
     model: torch.nn.Module  # with the best-on-validation weights
     seconds: float
     val_predictions: pd.DataFrame | None = None  # the same for the validation split (`dev`)
+    threshold: float = 0.5  # where the thresholded test metrics call a site: chosen on `dev` (Youden's J)
 
     @property
     def best_epoch(self) -> int:
@@ -122,13 +123,25 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
                                   predict(model, inputs["dev"], cfg.eval_batch_size, device), fold)
     model.cpu()  # K fold models must not pile up on the GPU
     test = folds.sequences.iloc[rows["test"].numpy()]
-    metrics = {f"test_{k}": v for k, v in binary_metrics(test.label, probabilities).items()}
+    threshold = fold_threshold(validation)
+    metrics = {f"test_{k}": v for k, v in binary_metrics(test.label, probabilities, threshold).items()}
     result = FoldResult(fold, training, metrics, _predictions(test, probabilities, fold), model,
-                        time.perf_counter() - start, validation)
+                        time.perf_counter() - start, validation, threshold)
     if result.warning:
         warnings.warn(result.warning, RuntimeWarning, stacklevel=2)
     callbacks.fold_ended(result)
     return result
+
+
+def fold_threshold(validation: pd.DataFrame | None) -> float:
+    """Where a fold's thresholded test metrics (accuracy, F1, MCC, precision, recall) call a site: the
+    cut chosen on its validation predictions by Youden's J, as `rbp predict` calls; 0.5 for a model
+    trained without a validation split (or one whose split holds one class)."""
+    from rbp.fold_ensemble import choose_threshold
+
+    if validation is None or validation.label.nunique() < 2:
+        return 0.5
+    return choose_threshold(validation.label, validation.probability)
 
 
 def describe_selection(cfg: TrainParams) -> str:

@@ -38,45 +38,77 @@ def sha256_file(path: str | Path) -> str:
 
 @dataclass
 class LabelledSet:
-    table: pd.DataFrame  # columns id, sequence, label (1 positive, 0 negative)
-    sources: dict  # per class: path, sha256, records, skipped_ambiguous
+    table: pd.DataFrame  # columns id, sequence, label (1 positive, 0 negative); fixed_test with a test set
+    sources: dict  # per input file (positives, negatives | labelled; test_set): path, sha256, records, ...
 
     @property
     def data_sha256(self) -> str:
-        """One hash for the pair of input files: it tags every run trained on them."""
-        both = f"{self.sources['positives']['sha256']}\n{self.sources['negatives']['sha256']}"
+        """One hash for the input files: it tags every run trained on them."""
+        both = "\n".join(source["sha256"] for source in self.sources.values())
         return hashlib.sha256(both.encode()).hexdigest()
 
+    @property
+    def fixed_test(self) -> np.ndarray | None:
+        """Which rows come from the fixed test set (None without one)."""
+        return self.table["fixed_test"].to_numpy() if "fixed_test" in self.table else None
 
-def load_labelled(positives: str | Path, negatives: str | Path, ambiguous: str = "skip",
-                  k: int | None = None, max_length: int | None = None) -> LabelledSet:
-    """Positives (label 1) and negatives (label 0) from two FASTA files, ids unique across both."""
+
+def _read_part(name: str, path: str | Path, label: int | None, label_key: str, ambiguous: str,
+               k: int | None, max_length: int | None) -> tuple[pd.DataFrame, dict]:
+    """One input file as rows (id, sequence, label): all of one class (`label`) or, with label None,
+    each record's class read from its header under `label_key`."""
+    fasta = read_fasta(path, ambiguous=ambiguous, label_key=None if label is not None else label_key)
+    for rec in fasta.records:
+        if max_length is not None and len(rec.sequence) > max_length:
+            raise DataError(f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, more than "
+                            f"max_sequence_length = {max_length}; cut it to its binding region, or raise "
+                            "max_sequence_length if the model can take it")
+        if k is not None and len(rec.sequence) < k:
+            raise DataError(f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, shorter than k = {k}")
+    labels = np.frombuffer(fasta.labels, dtype=np.int8).astype(int) if label is None else label
+    frame = pd.DataFrame({"id": [r.id for r in fasta.records], "sequence": [r.sequence for r in fasta.records],
+                          "label": labels})
+    source = {"path": str(Path(path).resolve()), "sha256": sha256_file(path), "records": len(fasta.records),
+              "skipped_ambiguous": len(fasta.skipped)}
+    if label is None:
+        counts = {c: int((frame.label == c).sum()) for c in (1, 0)}
+        source.update(positives=counts[1], negatives=counts[0], label_key=label_key)
+        if min(counts.values()) == 0:
+            only = 1 if counts[1] else 0
+            raise DataError(f"{source['path']}: every usable record is labelled {label_key}:{only}; a labelled "
+                            f"FASTA needs both classes ({label_key}:1 bound, {label_key}:0 not)")
+    return frame, source
+
+
+def load_labelled(positives: str | Path | None = None, negatives: str | Path | None = None,
+                  ambiguous: str = "skip", k: int | None = None, max_length: int | None = None, *,
+                  labelled: str | Path | None = None, test_set: str | Path | None = None,
+                  label_key: str = "class") -> LabelledSet:
+    """The sequences to train on, ids unique across every file: positives (label 1) and negatives
+    (label 0) from two FASTA files, or both classes from one `labelled` FASTA (the class in each
+    header, `class:1`). A `test_set` (a labelled FASTA) is a fixed test set: its rows are marked
+    `fixed_test`, to be scored, never trained on."""
+    parts = [("labelled", labelled, None)] if labelled is not None else [
+        ("positives", positives, 1), ("negatives", negatives, 0)]
+    if test_set is not None:
+        parts.append(("test_set", test_set, None))
     frames, sources, origin = [], {}, {}
-    for name, path, label in (("positives", positives, 1), ("negatives", negatives, 0)):
-        fasta = read_fasta(path, ambiguous=ambiguous)
-        for rec in fasta.records:
-            if rec.id in origin:
-                raise DataError(f"id '{rec.id}' stands in both {origin[rec.id]} and {path}")
-            origin[rec.id] = path
-            if max_length is not None and len(rec.sequence) > max_length:
-                raise DataError(f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, more than "
-                                f"max_sequence_length = {max_length}; cut it to its binding region, or raise "
-                                "max_sequence_length if the model can take it")
-            if k is not None and len(rec.sequence) < k:
-                raise DataError(
-                    f"{path}: record '{rec.id}' has {len(rec.sequence)} nt, shorter than k = {k}"
-                )
-        frames.append(pd.DataFrame({
-            "id": [r.id for r in fasta.records],
-            "sequence": [r.sequence for r in fasta.records],
-            "label": label,
-        }))
-        sources[name] = {"path": str(Path(path).resolve()), "sha256": sha256_file(path),
-                         "records": len(fasta.records), "skipped_ambiguous": len(fasta.skipped)}
+    for name, path, label in parts:
+        frame, sources[name] = _read_part(name, path, label, label_key, ambiguous, k, max_length)
+        for rid in frame.id:
+            if rid in origin:
+                raise DataError(f"id '{rid}' stands in both {origin[rid]} and {path}"
+                                + (": a test sequence may not be trained on" if name == "test_set" else ""))
+            origin[rid] = path
+        if test_set is not None:
+            frame["fixed_test"] = name == "test_set"
+        frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
+    training = table[~table.fixed_test] if test_set is not None else table
     for name, label in (("positives", 1), ("negatives", 0)):
-        if not (table.label == label).any():
-            raise DataError(f"{sources[name]['path']}: no usable {name} left; both classes are needed")
+        if not (training.label == label).any():
+            where = sources["labelled"]["path"] if labelled is not None else sources[name]["path"]
+            raise DataError(f"{where}: no usable {name} left; both classes are needed")
     return LabelledSet(table, sources)
 
 
@@ -105,14 +137,18 @@ def apply_window(table: pd.DataFrame, length: int | None, short_sequences: str =
 
 
 def make_folds(labels, folds: int, seed: int, val_fraction: float,
-               test_fraction: float = 0.2) -> pd.DataFrame:
+               test_fraction: float = 0.2, fixed_test=None) -> pd.DataFrame:
     """Split positions 0..n-1 into stratified folds; returns columns index, fold, split.
 
     Every position is `test` in exactly one fold; in every other fold it is `train` or `dev`, the
     stratified validation split of that fold's training part. `folds=0` makes one stratified
-    train/test split of `test_fraction` (fold 1).
+    train/test split of `test_fraction` (fold 1). With `fixed_test` (a mask of the positions of a
+    fixed test set) there is one fold: those positions are its test part, and the rest is split
+    into `train` and a stratified `dev` of `val_fraction`.
     """
     labels = np.asarray(labels)
+    if fixed_test is not None:
+        return _fixed_test_split(labels, np.asarray(fixed_test, dtype=bool), seed, val_fraction)
     counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
     if min(counts.values()) == 0:
         raise DataError("only one class present; folds need positives and negatives")
@@ -151,6 +187,23 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
     return pd.concat(rows, ignore_index=True)
 
 
+def _fixed_test_split(labels: np.ndarray, fixed_test: np.ndarray, seed: int, val_fraction: float) -> pd.DataFrame:
+    positions = np.arange(len(labels))
+    test, rest = positions[fixed_test], positions[~fixed_test]
+    for part, name in ((test, "the test set"), (rest, "the training data")):
+        counts = {c: int((labels[part] == c).sum()) for c in (1, 0)}
+        if min(counts.values()) < 2:
+            raise DataError(f"{name} holds {counts[1]} positives and {counts[0]} negatives; each class needs at "
+                            "least 2 (a test set needs both classes to be scored, training a validation split)")
+    try:
+        fit, dev = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed)
+    except ValueError:
+        raise DataError(f"val_fraction: {val_fraction} of {len(rest)} training sequences is too few for a stratified "
+                        "validation split (it needs at least one sequence of each class on both sides)") from None
+    return pd.concat([pd.DataFrame({"index": np.sort(idx), "fold": 1, "split": split})
+                      for split, idx in (("train", fit), ("dev", dev), ("test", test))], ignore_index=True)
+
+
 def _length_stats(lengths: pd.Series) -> dict:
     return {"min": int(lengths.min()), "max": int(lengths.max()),
             "mean": round(float(lengths.mean()), 2), "median": float(lengths.median())}
@@ -159,8 +212,11 @@ def _length_stats(lengths: pd.Series) -> dict:
 def build_manifest(data: LabelledSet, assignment: pd.DataFrame, **settings) -> dict:
     table = data.table
     sizes = (assignment.groupby(["fold", "split"]).size().unstack("split")[list(SPLITS)])
+    test = data.sources.get("test_set")
     return {
         "inputs": data.sources,
+        "protocol": protocol_of(settings.get("folds"), test is not None),
+        "test_sha256": test["sha256"] if test else None,
         "data_sha256": data.data_sha256,
         "counts": {"total": len(table), "positives": int(table.label.sum()),
                    "negatives": int((table.label == 0).sum())},
@@ -189,7 +245,7 @@ def write_folds(data: LabelledSet, assignment: pd.DataFrame, out_dir: str | Path
     folds_table = long[["id", "label", "fold", "split"]]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        table.to_csv(tmp / "sequences.tsv", sep="\t", index=False)
+        table.drop(columns="fixed_test", errors="ignore").to_csv(tmp / "sequences.tsv", sep="\t", index=False)
         folds_table.to_csv(tmp / "folds.tsv", sep="\t", index=False)
         kmer_text = np.array(kmer_strings(table.sequence, k), dtype=object)
         for (fold, split), part in long.groupby(["fold", "split"]):
@@ -216,23 +272,51 @@ def _umask() -> int:
     return mask
 
 
-def input_paths(params, data_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """The two FASTA files named by params (synthetic ones are written into `data_dir` first)."""
+PROTOCOLS = {"cv": "cross-validation", "split": "one split", "fixed_test": "fixed test set"}
+
+
+def protocol_of(folds: int | None, fixed_test: bool) -> str:
+    """How test figures are made: `fixed_test` (a given test file, scored once per model), `cv` (each
+    sequence tested in one of K folds) or `split` (one stratified train/test split)."""
+    return "fixed_test" if fixed_test else ("split" if folds == 0 else "cv")
+
+
+def describe_protocol(manifest: dict) -> str:
+    """One phrase for tables and reports: which protocol the test figures come from."""
+    protocol = manifest.get("protocol") or protocol_of(manifest.get("folds"), False)
+    if protocol == "fixed_test":
+        test = manifest["inputs"]["test_set"]
+        return (f"fixed test set: {Path(test['path']).name} ({test['records']:,} sequences, sha256 "
+                f"{test['sha256'][:12]}), scored once per model")
+    if protocol == "split":
+        return f"one stratified split: {manifest.get('test_fraction')} of the sequences held out for test"
+    return f"{manifest.get('folds')}-fold cross-validation: each sequence tested once, by the fold that left it out"
+
+
+def input_paths(params, data_dir: str | Path | None = None) -> dict[str, Path]:
+    """The FASTA files named by params, by role: positives and negatives, or labelled; and test_set
+    when there is one (synthetic files are written into `data_dir` first)."""
     from rbp.config import resolve
 
     if params.synthetic:
         if data_dir is None:
             raise RbpError("the synthetic set needs a folder to be written to")
-        return write_synthetic(data_dir, seed=params.seed)
+        return dict(zip(("positives", "negatives"), write_synthetic(data_dir, seed=params.seed), strict=True))
     base = resolve(params.data_dir)
     if not base.is_dir():
         raise RbpError(f"data_dir: {base} is not a directory")
-    return base / params.positives, base / params.negatives
+    paths = ({"labelled": base / params.labelled} if params.labelled
+             else {"positives": base / params.positives, "negatives": base / params.negatives})
+    if params.test_set:
+        paths["test_set"] = base / params.test_set
+    return paths
 
 
 def load_dataset(params, data_dir: str | Path | None = None) -> LabelledSet:
-    pos, neg = input_paths(params, data_dir)
-    return load_labelled(pos, neg, ambiguous=params.ambiguous, k=params.k, max_length=params.max_sequence_length)
+    paths = input_paths(params, data_dir)
+    return load_labelled(paths.get("positives"), paths.get("negatives"), ambiguous=params.ambiguous, k=params.k,
+                         max_length=params.max_sequence_length, labelled=paths.get("labelled"),
+                         test_set=paths.get("test_set"), label_key=params.label_key)
 
 
 def prepare_folds(params, run_dir: str | Path) -> dict:
@@ -242,12 +326,12 @@ def prepare_folds(params, run_dir: str | Path) -> dict:
     n_before = len(data.table)
     data.table = apply_window(data.table, params.length, params.short_sequences)
     assignment = make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
-                            params.test_fraction)
+                            params.test_fraction, data.fixed_test)
     return write_folds(
         data, assignment, run_dir / "folds", params.k,
         dataset=params.dataset_name, synthetic=params.synthetic, folds=params.folds,
         seed=params.seed, val_fraction=params.val_fraction,
-        test_fraction=params.test_fraction if params.folds == 0 else None,
+        test_fraction=params.test_fraction if params.folds == 0 and not params.test_set else None,
         ambiguous=params.ambiguous, length=params.length, short_sequences=params.short_sequences,
         n_dropped_short=n_before - len(data.table),
     )
@@ -263,8 +347,16 @@ def describe_source(params) -> str:
     from rbp.config import resolve
 
     base = resolve(params.data_dir)
-    return (f"Data set **{params.dataset_name}**: `{base / params.positives}` (label 1) and "
-            f"`{base / params.negatives}` (label 0).")
+    if params.labelled:
+        line = (f"Data set **{params.dataset_name}**: `{base / params.labelled}` (the label of each record in its "
+                f"header, `{params.label_key}:1` bound, `{params.label_key}:0` not).")
+    else:
+        line = (f"Data set **{params.dataset_name}**: `{base / params.positives}` (label 1) and "
+                f"`{base / params.negatives}` (label 0).")
+    if params.test_set:
+        line += (f" **Fixed test set** `{base / params.test_set}`: every model is trained and chosen on the "
+                 "training data alone and scores the test set once.")
+    return line
 
 
 class Folds:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
@@ -47,6 +48,24 @@ class FastaFile:
     path: Path
     records: list[Record]
     skipped: list[str] = field(default_factory=list)  # ids dropped for ambiguous bases (policy `skip`)
+    labels: array | None = None  # a labelled file's label per kept record (0 or 1), read from its header
+
+
+def label_pattern(key: str) -> re.Pattern:
+    """`key:VALUE` or `key=VALUE` as a word of a header (`> chr1,+,367697,367797; class:1`)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(key)}\s*[:=]\s*([^\s;,|]*)")
+
+
+def header_label(header: str, pattern: re.Pattern, key: str, where: str) -> int:
+    """The 0/1 label a header carries under `key`; `where` (file, line) names it in the error."""
+    found = pattern.findall(header)
+    if not found:
+        raise FastaError(f"{where}: header '{header}' has no label; a labelled FASTA names each record's class "
+                         f"in its header, as {key}:0 or {key}:1")
+    if len(set(found)) > 1 or found[0] not in ("0", "1"):
+        shown = ", ".join(f"{key}:{value}" for value in dict.fromkeys(found))
+        raise FastaError(f"{where}: header '{header}' gives the label {shown}; a label must be 0 or 1")
+    return int(found[0])
 
 
 def _is_gzip(path: Path) -> bool:
@@ -113,20 +132,26 @@ def _lines(path: Path, gzipped: bool) -> Iterator[str]:
             yield line
 
 
-def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
+def read_fasta(path: str | Path, ambiguous: str = "skip", label_key: str | None = None) -> FastaFile:
     """Read a (possibly gzipped, multi-line, lower-case) FASTA file.
 
     Sequences are upper-cased and U is written as T. `ambiguous` says what happens to a record with
     an IUPAC ambiguity code such as N: `skip` drops it (its id lands in `skipped`), `keep` keeps it,
-    `error` refuses the file.
+    `error` refuses the file. With `label_key`, the file is labelled: every header carries its
+    record's class as `KEY:0` or `KEY:1` (`KEY=1` too), read into `labels`; a header without one, or
+    with another value, is refused by line. A labelled record's id loses a trailing `;` or `,`.
     """
     if ambiguous not in AMBIGUOUS_POLICIES:
         raise RbpError(f"ambiguous: {ambiguous!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}")
     path = Path(path)
     gzipped = _is_gzip(path)
     _check_size(path, gzipped)
-    result = FastaFile(path=path, records=[])
-    for rid, line_no, sequence in _parse(path, _lines(path, gzipped)):
+    result = FastaFile(path=path, records=[], labels=array("b") if label_key else None)
+    pattern = label_pattern(label_key) if label_key else None
+    for rid, line_no, sequence, header in _parse(path, _lines(path, gzipped)):
+        if pattern is not None:  # checked on every record, also one skipped for ambiguous bases
+            label = header_label(header, pattern, label_key, f"{path}, line {line_no}")
+            rid = rid.rstrip(";,") or rid  # `> chr1,+,367697,367797; class:1`: the id ends before the label
         if not sequence:
             raise FastaError(f"{path}, line {line_no}: header '>{rid}' has no sequence")
         if AMBIGUOUS.intersection(sequence):
@@ -140,16 +165,19 @@ def read_fasta(path: str | Path, ambiguous: str = "skip") -> FastaFile:
                 result.skipped.append(rid)
                 continue
         result.records.append(Record(rid, sequence))
+        if pattern is not None:
+            result.labels.append(label)
     if not result.records and not result.skipped:
         raise FastaError(f"{path}: empty file, no FASTA records")
     return result
 
 
-def _parse(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
-    """(id, header line, sequence upper-cased with U as T) of each record, checked line by line. A
+def _parse(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, int, str, str]]:
+    """(id, header line, sequence upper-cased with U as T, header text) of each record, checked line by line. A
     record's sequence grows in one byte buffer, so reading it costs about twice its length at most."""
     hashes = array("q")  # each id's hash: 8 bytes a record, where a set of ids costs about 40
     header: tuple[str, int] | None = None  # (id, line number) of the record being read
+    text = ""  # its header, without the '>'
     sequence = bytearray()
     for line_no, line in enumerate(lines, start=1):
         line = line.strip()
@@ -157,8 +185,9 @@ def _parse(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
             continue
         if line.startswith(">"):
             if header is not None:
-                yield *header, sequence.decode("ascii")
-            fields = line[1:].split()
+                yield *header, sequence.decode("ascii"), text
+            text = line[1:].strip()
+            fields = text.split()
             if not fields:
                 raise FastaError(f"{path}, line {line_no}: header without an id")
             rid = fields[0]
@@ -179,7 +208,7 @@ def _parse(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
             )
         sequence += line.replace("U", "T").encode("ascii")  # only the letters checked above remain
     if header is not None:
-        yield *header, sequence.decode("ascii")
+        yield *header, sequence.decode("ascii"), text
     ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
     twice = ordered[1:][ordered[1:] == ordered[:-1]]
     if len(twice):  # maybe a duplicate id: the file's headers are read again to name it

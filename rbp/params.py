@@ -23,7 +23,8 @@ from rbp.families import FAMILIES, settings_class
 from rbp.motifs import IUPAC
 from rbp.schema import build
 
-DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "ambiguous", "k", "length", "short_sequences",
+DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "labelled", "test_set", "label_key", "ambiguous", "k",
+             "length", "short_sequences",
              "max_sequence_length",
              "folds", "test_fraction", "val_fraction", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
@@ -83,6 +84,9 @@ class RunParams:
     data_dir: str | None = None  # holds the two FASTA files; null = the built-in synthetic set
     positives: str = "positives.fa"
     negatives: str = "negatives.fa"
+    labelled: str | None = None  # one FASTA of both classes, each header's label_key giving it; replaces the two
+    test_set: str | None = None  # a labelled FASTA scored once per model, never trained on (a fixed test set)
+    label_key: str = "class"  # a labelled header carries `class:1` (bound) or `class:0` (not)
     ambiguous: Literal["skip", "keep", "error"] = "skip"
     k: int = 3
     length: int | None = None  # centred window of this many nt cut from each sequence; null = whole
@@ -181,6 +185,15 @@ def _data_problems(p: Params) -> Iterator[str]:
         yield "sweep.lengths holds a length twice"
     if p.sweep.lengths and p.length:
         yield "length and sweep.lengths cannot both be set: the sweep sets the length of each run"
+    if p.synthetic:
+        for key in ("labelled", "test_set"):
+            if getattr(p, key):
+                yield f"{key} names a file inside data_dir: set data_dir too (the synthetic set has its own files)"
+    if not re.fullmatch(r"[A-Za-z_][\w.-]*", p.label_key):
+        yield f"label_key must be a word such as class or label (headers carry `class:1`), got {p.label_key!r}"
+    if p.test_set and p.folds != 0:
+        yield (f"folds must be 0 with a test_set, got {p.folds}: a fixed test set is scored once, after one training "
+               "on the training data (split into training and validation by val_fraction)")
     if not (p.folds == 0 or p.folds >= 2):
         yield f"folds must be 0 (one split) or at least 2, got {p.folds}"
     if not 0 < p.test_fraction < 1:

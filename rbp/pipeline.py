@@ -47,7 +47,8 @@ def check_inputs(params: Params):
     for length in [params.length, *params.sweep.lengths]:
         try:
             table = apply_window(data.table, length, params.short_sequences)
-            make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction)
+            make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction,
+                       table["fixed_test"] if "fixed_test" in table else None)
         except DataError as exc:
             raise DataError(f"{exc}" + (f" (with a window of {length} nt)" if length else "")) from None
     for name in params.notebooks:

@@ -107,7 +107,7 @@ def _standing(row) -> str:
     return "apart" if row.ci_low <= 0 <= row.ci_high else "before Holm only"
 
 
-def _others_sentence(comparison: Comparison, others: list[str]) -> str:
+def _others_sentence(comparison: Comparison, others: list[str], protocol: str = "cv") -> str:
     """One sentence on every model but the best, grouped by how it stands against the best."""
     rows = _against_best(comparison)
     groups = {"worse": [], "apart": [], "before Holm only": [], "higher": [], "missing": []}
@@ -144,35 +144,55 @@ def _others_sentence(comparison: Comparison, others: list[str]) -> str:
                             "could not be compared with it (see the notes)"))
     tested = int(comparison.auc_differences.p_value.notna().sum())
     method = _method_name(comparison.auc_differences) if tested else "DeLong"
-    return (f"Against it, on pooled out-of-fold ROC AUC ({method}, p-values Holm-adjusted over {tested} "
+    return (f"Against it, on {_pooled(protocol)} ({method}, p-values Holm-adjusted over {tested} "
             f"comparison{'s' if tested != 1 else ''}, intervals unadjusted): {'; '.join(clauses)}.")
 
 
-def _pairs_sentence(comparison: Comparison) -> str:
+def _pooled(protocol: str) -> str:
+    """What the pairwise comparison is made on: the fixed test set, or every sequence's out-of-fold score."""
+    return "the test set's ROC AUC" if protocol == "fixed_test" else "pooled out-of-fold ROC AUC"
+
+
+def _over_folds(n: int) -> str:
+    return "" if n == 1 else f" over {n} folds"
+
+
+def _pairs_sentence(comparison: Comparison, protocol: str = "cv") -> str:
     """Without a best: which pairs differ on pooled AUC after the Holm correction."""
     d = comparison.auc_differences
     differ = d[d.p_value_holm < ALPHA]
     if d.empty:
-        return "No pair could be compared on pooled out-of-fold ROC AUC (see the notes)."
+        return f"No pair could be compared on {_pooled(protocol)} (see the notes)."
     if differ.empty:
-        return (f"No pair differs on pooled out-of-fold ROC AUC after the Holm correction over {len(d)} "
+        return (f"No pair differs on {_pooled(protocol)} after the Holm correction over {len(d)} "
                 "pairs.")
     named = [f"{(r.model_a if r.difference > 0 else r.model_b)} over {(r.model_b if r.difference > 0 else r.model_a)}"
              f" ({abs(r.difference):+.3f}, p {format_p(r.p_value_holm)} after Holm)" for r in differ.itertuples()]
-    return (f"Pairs that differ on pooled out-of-fold ROC AUC ({_method_name(d)}, Holm-adjusted over {len(d)} "
+    return (f"Pairs that differ on {_pooled(protocol)} ({_method_name(d)}, Holm-adjusted over {len(d)} "
             f"pairs): {_listing(named)}; the other pairs do not differ after the correction.")
 
 
-def verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None = None) -> Verdict:
+def verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None = None,
+            protocol: tuple[str, str] | None = None) -> Verdict:
     """The comparison in two sentences and one small table: the best model on validation, with its
     validation and test ROC AUC, then each other model against it by the Holm-adjusted p-value and the
     interval of their pooled out-of-fold AUC difference. The table lists the models best first. The
-    first sentence's head, up to its first '.' or ':', is the headline the pipeline driver shows.
+    first sentence's head, up to its first '.' or ':', is the headline the pipeline driver shows. With
+    `protocol` (its kind and its sentence, `rbp.compare.test_protocol`), the verdict ends by saying
+    where the test figures come from.
 
     Metrics: each model's headline means and stds (`<slug>.mean_test_auc`, …, and
     `<slug>.mean_best_val_auc`), each other model against the best (`<slug>.vs_best.difference`,
     `.ci_low`, `.ci_high`, `.p_value`, `.p_holm`; model − best), and `difference.*`: the best minus the
     runner-up on validation (the pair the old two-model verdict reported)."""
+    kind, said = protocol or ("cv", "")
+    verdict = _verdict(table, comparison, ceiling, kind)
+    if said:
+        verdict.sentence = f"{verdict.sentence} {said}"
+    return verdict
+
+
+def _verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None, protocol: str) -> Verdict:
     measured = table[table.source == "measured"].reset_index(drop=True)
     if VALIDATION_COLUMNS[0] not in measured:
         measured = measured.assign(**{column: math.nan for column in VALIDATION_COLUMNS})
@@ -192,14 +212,14 @@ def verdict(table: pd.DataFrame, comparison: Comparison, ceiling: float | None =
         scores = "; ".join(f"{row.model} {format_mean_std(row.mean_test_auc, row.std_test_auc, 3)}"
                            for row in measured.itertuples())
         sentence = (f"No best model: no model logged a validation ROC AUC, so none is chosen (a choice on test "
-                    f"folds would be biased) and every pair is compared. Test ROC AUC over folds: {scores}. "
-                    f"{_pairs_sentence(comparison)}")
+                    f"folds would be biased) and every pair is compared. Test ROC AUC: {scores}. "
+                    f"{_pairs_sentence(comparison, protocol)}")
         return Verdict(sentence, shown, metrics, None, comparison.selection)
     first = measured.set_index("model").loc[best]
     others = [model for model in measured.model if model != best]
-    sentence = (f"{best} is the best on validation: {_validation_figure(first)} over "
-                f"{_validation_folds(comparison, best)} folds; {_test_figure(first, ceiling)}. "
-                f"{_others_sentence(comparison, others)}")
+    sentence = (f"{best} is the best on validation: {_validation_figure(first)}"
+                f"{_over_folds(_validation_folds(comparison, best))}; {_test_figure(first, ceiling)}. "
+                f"{_others_sentence(comparison, others, protocol)}")
     metrics.update(_against_best_metrics(comparison))
     return Verdict(sentence, shown, metrics, best, comparison.selection)
 
@@ -234,14 +254,15 @@ def _against_best_metrics(comparison: Comparison) -> dict[str, float]:
 
 def _test_figure(row, ceiling: float | None) -> str:
     auc = format_mean_std(row.mean_test_auc, row.std_test_auc, 3)
-    text = f"test ROC AUC {auc} over {int(row.n_folds)} folds"
+    text = f"test ROC AUC {auc}{_over_folds(int(row.n_folds))}"
     if ceiling is not None:
         text += f", {ceiling - row.mean_test_auc:.3f} below the ceiling of {ceiling:.3f} (the planted truth)"
     return text
 
 
 def _validation_figure(row) -> str:
-    return f"mean validation ROC AUC {row[VALIDATION_COLUMNS[0]]:.3f}"
+    mean = "" if int(row.n_folds) == 1 else "mean "
+    return f"{mean}validation ROC AUC {row[VALIDATION_COLUMNS[0]]:.3f}"
 
 
 def _validation_folds(comparison: Comparison, model: str) -> int:

@@ -360,3 +360,40 @@ def test_dnabert_runs_are_also_shown_in_dnaberts_own_metrics(store):
                                                         "selection": "final"})
     note = compare.protocol_note([*cv_runs, parity])
     assert note.startswith("**DNABERT (pretrained, parity (no selection))**") and "final epoch" in note
+
+
+def _fixed_test_models():
+    """A and B trained once and scored on one fixed test set of 1 bound : 4 not."""
+    from rbp.records import CVRun, ModelResults
+
+    rng = np.random.default_rng(0)
+    labels = (np.arange(1000) % 5 == 0).astype(int)
+    out = {}
+    for name, separation, validation in (("A", 2.0, 0.95), ("B", 0.8, 0.90)):
+        oof = pd.DataFrame({"id": [f"t{i}" for i in range(1000)], "label": labels,
+                            "probability": 1 / (1 + np.exp(-(separation * labels + rng.normal(size=1000)))),
+                            "fold": 1})
+        folds = pd.DataFrame([{"fold": 1, "best_val_auc": validation,
+                               **{m.test_key: roc_auc_score(oof.label, oof.probability) for m in METRICS}}])
+        history = pd.DataFrame([{"fold": 1, "epoch": 1, "val_auc": validation}])
+        run = CVRun(name, name, "0", "FINISHED", {"model_family": name, "protocol": "fixed_test",
+                                                   "test_sha256": "ab" * 32})
+        out[name] = ModelResults(name, run, folds, oof, history)
+    return out
+
+
+def test_a_fixed_test_set_says_so_with_its_chance_auprc():
+    results = _fixed_test_models()
+    kind, said = compare.test_protocol(results)
+    assert kind == "fixed_test"
+    assert said.startswith("Test figures: a fixed test set (sha256 abababababab), scored once per model")
+    assert "1,000 test sequences, 20.0% of them binding sites: a model that guesses has an AUPRC of 0.200" in said
+    verdict = reporting.verdict(compare.results_table(results), compare.compare_models(results), None, (kind, said))
+    assert verdict.sentence.startswith("A is the best on validation: validation ROC AUC 0.950; test ROC AUC 0.")
+    assert "over 1 folds" not in verdict.sentence and "out-of-fold" not in verdict.sentence
+    assert "Against it, on the test set's ROC AUC (DeLong" in verdict.sentence and verdict.sentence.endswith(said)
+    cv_kind, cv_said = compare.test_protocol(_two_models(0.6))
+    assert cv_kind == "cv" and cv_said.startswith("Test figures: 5-fold cross-validation")
+    assert "AUPRC of 0.500 (chance)" in cv_said
+    mixed = {**_two_models(0.6), "C": results["A"]}
+    assert compare.test_protocol(mixed)[0] == "mixed"

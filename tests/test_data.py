@@ -215,3 +215,84 @@ def test_a_one_megabase_record_is_refused_at_the_default_limit(tmp_path):
     params = load_params(overrides={"data_dir": str(data)})
     with pytest.raises(DataError, match="record 'chr_piece' has 1000000 nt, more than max_sequence_length = 100000"):
         load_dataset(params, tmp_path / "run")
+
+
+def _labelled(path, rows, prefix):
+    """A labelled FASTA: `rows` as (label, sequence); ids prefix + number."""
+    path.write_text("".join(f"> {prefix}{i}; class:{label}\n{seq}\n" for i, (label, seq) in enumerate(rows)))
+    return path
+
+
+def _rows(n_pos, n_neg, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(label, "".join(rng.choice(list("ACGT"), 20))) for label in [1] * n_pos + [0] * n_neg]
+
+
+def test_a_labelled_file_and_a_fixed_test_set(tmp_path):
+    train = _labelled(tmp_path / "train.fa", _rows(20, 80), "tr")
+    test = _labelled(tmp_path / "test.fa", _rows(10, 40, seed=1), "te")
+    data = load_labelled(labelled=train, test_set=test)
+    assert list(data.sources) == ["labelled", "test_set"]
+    assert data.sources["labelled"]["positives"] == 20 and data.sources["test_set"]["negatives"] == 40
+    assert data.fixed_test.sum() == 50 and set(data.table.id[data.fixed_test]) == {f"te{i}" for i in range(50)}
+    folds = make_folds(data.table.label, 0, seed=0, val_fraction=0.25, fixed_test=data.fixed_test)
+    assert set(folds.fold) == {1}
+    by_split = {split: data.table.iloc[part["index"]] for split, part in folds.groupby("split")}
+    assert set(by_split["test"].id) == set(data.table.id[data.fixed_test])  # the given test set, whole
+    assert not set(by_split["train"].id) & set(by_split["test"].id)
+    assert len(by_split["dev"]) == 25 and by_split["dev"].label.sum() == 5  # stratified: 1 in 5 bound
+    assert load_labelled(labelled=train).fixed_test is None
+
+
+def test_a_test_sequence_in_the_training_file_is_refused(tmp_path):
+    train = _labelled(tmp_path / "train.fa", _rows(5, 5), "s")
+    test = _labelled(tmp_path / "test.fa", _rows(5, 5, seed=1), "s")
+    with pytest.raises(DataError, match="id 's0' stands in both .*train.fa and .*test.fa: a test sequence may not "
+                                        "be trained on"):
+        load_labelled(labelled=train, test_set=test)
+
+
+@pytest.mark.parametrize("which", ["labelled", "test_set"])
+def test_a_labelled_file_of_one_class_is_refused(tmp_path, which):
+    good = _labelled(tmp_path / "good.fa", _rows(5, 5), "g")
+    one = _labelled(tmp_path / "one.fa", _rows(0, 6), "o")
+    files = {"labelled": one, "test_set": good} if which == "labelled" else {"labelled": good, "test_set": one}
+    with pytest.raises(DataError, match=r"one\.fa: every usable record is labelled class:0; a labelled FASTA needs "
+                                        "both classes"):
+        load_labelled(**files)
+
+
+def test_a_test_set_too_small_to_score_is_refused(tmp_path):
+    data = load_labelled(labelled=_labelled(tmp_path / "a.fa", _rows(10, 10), "a"),
+                         test_set=_labelled(tmp_path / "b.fa", _rows(1, 5), "b"))
+    with pytest.raises(DataError, match="the test set holds 1 positives and 5 negatives"):
+        make_folds(data.table.label, 0, seed=0, val_fraction=0.2, fixed_test=data.fixed_test)
+
+
+def test_params_name_a_labelled_file_and_a_fixed_test_set(tmp_path):
+    _labelled(tmp_path / "train.fa", _rows(20, 80), "tr")
+    _labelled(tmp_path / "test.fa", _rows(10, 40, seed=1), "te")
+    params = load_params(overrides={"data_dir": str(tmp_path), "labelled": "train.fa", "test_set": "test.fa",
+                                    "folds": 0, "val_fraction": 0.2})
+    manifest = prepare_folds(params, tmp_path / "run")
+    assert manifest["protocol"] == "fixed_test" and manifest["test_fraction"] is None
+    assert manifest["test_sha256"] == manifest["inputs"]["test_set"]["sha256"]
+    assert manifest["fold_sizes"] == [{"fold": 1, "train": 80, "dev": 20, "test": 50}]
+    folds = Folds(tmp_path / "run" / "folds")
+    assert set(folds.split(1, "test").id) == {f"te{i}" for i in range(50)}
+    assert "fixed_test" not in folds.sequences  # the folds folder keeps its columns
+    plain = prepare_folds(load_params(overrides={"data_dir": str(tmp_path), "labelled": "train.fa", "folds": 2}),
+                          tmp_path / "run2")
+    assert plain["protocol"] == "cv" and plain["counts"]["total"] == 100
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data_dir": ".", "test_set": "t.fa"}, "folds must be 0 with a test_set, got 5"),
+    ({"labelled": "t.fa"}, "labelled names a file inside data_dir: set data_dir too"),
+    ({"data_dir": ".", "label_key": "class:"}, "label_key must be a word"),
+])
+def test_params_of_labelled_data_are_checked(overrides, message):
+    from rbp.errors import ParamsError
+
+    with pytest.raises(ParamsError, match=message):
+        load_params(overrides=overrides)

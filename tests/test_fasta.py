@@ -196,3 +196,25 @@ def test_corrupted_gzip_bytes_are_a_damaged_file(write_fasta_text):
     path = write_fasta_text("bad.fa.gz", bytes(packed))
     with pytest.raises(FastaError, match=r"bad\.fa\.gz: damaged gzip file"):
         read_fasta(path)
+
+
+def test_a_labelled_file_reads_each_records_class_from_its_header(write_fasta_text):
+    path = write_fasta_text("l.fa", "> chr1,+,367697,367797; class:1\nACGU\nAC\n>b class=0\nCCCC\n"
+                                    ">c x;class:1;y\nGGNG\n")
+    fasta = read_fasta(path, label_key="class")
+    assert [(r.id, r.sequence) for r in fasta.records] == [("chr1,+,367697,367797", "ACGTAC"), ("b", "CCCC")]
+    assert list(fasta.labels) == [1, 0] and fasta.skipped == ["c"]  # the skipped record's label was checked too
+    assert read_fasta(path).labels is None  # unlabelled reading ignores headers
+
+
+@pytest.mark.parametrize("header, message", [
+    ("b", r"l\.fa, line 3: header 'b' has no label; .* as class:0 or class:1"),
+    ("b subclass:1", r"line 3: header 'b subclass:1' has no label"),
+    ("b class:2", r"line 3: header 'b class:2' gives the label class:2; a label must be 0 or 1"),
+    ("b class:", r"line 3: header 'b class:' gives the label class:; a label must be 0 or 1"),
+    ("b class:1 class:0", r"gives the label class:1, class:0"),
+])
+def test_a_bad_label_is_refused_by_line(write_fasta_text, header, message):
+    path = write_fasta_text("l.fa", f">a class:1\nACGT\n>{header}\nACGT\n")
+    with pytest.raises(FastaError, match=message):
+        read_fasta(path, label_key="class")

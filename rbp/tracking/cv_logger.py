@@ -56,7 +56,9 @@ class CVLogger:
         self.tags = house_tags(
             params.dataset_name, manifest["data_sha256"], model_family=family.name,
             folds_sha256=manifest["folds_sha256"], synthetic=str(manifest.get("synthetic", False)).lower(),
-            device=device, length=str(length) if length else "full", selection=cfg.selection, **family.tags())
+            device=device, length=str(length) if length else "full", selection=cfg.selection,
+            protocol=manifest.get("protocol") or ("split" if manifest.get("folds") == 0 else "cv"),
+            **({"test_sha256": manifest["test_sha256"]} if manifest.get("test_sha256") else {}), **family.tags())
         self.params = {**{f"{family.name}.{k}": v for k, v in vars(cfg).items()},
                        "k": folds.k, "folds": manifest.get("folds"), "seed": params.seed,
                        "length": length, "short_sequences": params.short_sequences,
@@ -147,6 +149,7 @@ class CVLogger:
     def fold_ended(self, result) -> None:
         mlflow.log_metrics(_finite({**result.metrics, "best_epoch": result.best_epoch,
                                     "best_val_auc": result.training.best_val_auc, "fold_seconds": result.seconds,
+                                    "decision_threshold": result.threshold,
                                     **{f"selected_{k}": v for k, v in result.training.selected.items()}}))
         if result.warning:
             mlflow.set_tags({"diverged": "true", NOTE: result.warning})
@@ -166,6 +169,9 @@ class CVLogger:
 
         figures = summary(self.results)
         mlflow.log_metrics(_finite(figures) if self.cfg.selection == "final" else figures)
+        if self.tags["protocol"] == "fixed_test":  # one model scored once: its test figures as they are
+            mlflow.log_metrics({key: value for key, value in self.results[0].metrics.items()
+                                if math.isfinite(value)})
         log_frame(fold_table(self.results), "fold_metrics.csv")
         log_frame(pooled_predictions(self.results), "oof_predictions.csv")
         self._log_model(figures)

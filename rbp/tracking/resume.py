@@ -108,7 +108,8 @@ def load_fold(run, family):
                                      if key.startswith("selected_")})
     return FoldResult(int(run.data.tags["fold"]), training,
                       {key: value for key, value in metrics.items() if key.startswith("test_")},
-                      predictions, model, metrics.get("fold_seconds", math.nan), val_predictions)
+                      predictions, model, metrics.get("fold_seconds", math.nan), val_predictions,
+                      metrics.get("decision_threshold", 0.5))
 
 
 def _history(run_id: str) -> list[EpochLog]:

@@ -27,15 +27,25 @@ from rbp.tracking.store import NOTE, client, use_experiment
 def log_dataset(folds, name: str, run_id: str | None = None) -> None:
     """The folds' sequences as a dataset input of run `run_id` (default: the active run): the UI's
     Dataset column shows the name and the start of the data sha256 as its digest (MLflow keeps 36
-    characters at most); the source names the FASTA files."""
+    characters at most); the source names the FASTA files. A fixed test set is a second input, of
+    context `test`, whose digest starts its own file's sha256."""
     manifest = folds.manifest
-    sources = " + ".join(item["path"] for item in manifest.get("inputs", {}).values()) or str(folds.dir)
+    inputs = manifest.get("inputs", {})
+    sequences = folds.sequences[["id", "sequence", "label"]]
+    parts = [(sequences, " + ".join(item["path"] for item in inputs.values()) or str(folds.dir), name,
+              manifest["data_sha256"], "training")]
+    if manifest.get("protocol") == "fixed_test":
+        test_ids = set(folds.assignment.id[folds.assignment.split == "test"])
+        is_test = sequences.id.isin(test_ids)
+        parts = [(sequences[~is_test], " + ".join(item["path"] for key, item in inputs.items() if key != "test_set"),
+                  name, manifest["data_sha256"], "training"),
+                 (sequences[is_test], inputs["test_set"]["path"], f"{name}-test", manifest["test_sha256"], "test")]
     with warnings.catch_warnings():  # MLflow's guesses about the source kind and integer columns: noise here
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(folds.sequences[["id", "sequence", "label"]], source=sources,
-                                          targets="label", name=name, digest=manifest["data_sha256"][:12])
-        client().log_inputs(run_id or mlflow.active_run().info.run_id,
-                                  datasets=[_create_dataset_input(dataset, "training", None)])
+        datasets = [_create_dataset_input(mlflow.data.from_pandas(frame, source=source, targets="label", name=label,
+                                                                  digest=digest[:12]), context, None)
+                    for frame, source, label, digest, context in parts]
+        client().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=datasets)
 
 
 def log_frame(frame, artifact_file: str) -> None:
