@@ -114,7 +114,8 @@ def test_two_runs_of_one_data_set_and_a_run_without_cv_runs(stores):
 def test_the_wide_table_has_a_column_per_data_set(stores):
     table = leaderboard.leaderboard_table(tracking.leaderboard_rows([stores["pum2"], stores["synthetic"]]))
     wide = leaderboard.format_leaderboard(table)
-    assert wide.columns.tolist() == ["pum2", "synthetic", "mean rank", "chosen on validation in"]  # says so itself
+    assert wide.columns.tolist() == ["pum2", "synthetic", "mean over data sets", "mean rank",
+                                     "chosen on validation in"]  # "synthetic" says so itself
     assert wide.index.tolist() == ["DNABERT (pretrained)", "CNN", "LSTM"]  # by mean rank, ties by name
     auc = FOLD_AUC["dnabert"]
     assert wide.loc["DNABERT (pretrained)", "pum2"] == f"{np.mean(auc):.4f} ± {np.std(auc, ddof=1):.4f} (1)"
@@ -149,10 +150,12 @@ def test_the_leaderboard_is_logged_as_a_run(stores):
     assert {"leaderboard.csv", "figures/leaderboard.png", "left_out.txt"} <= set(artifacts(run_id))
     csv = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/leaderboard.csv"))
     assert csv.model.tolist() == table.model.tolist() and csv.chosen.tolist() == table.chosen.tolist()
-    assert run.data.metrics == pytest.approx({
+    assert {key: value for key, value in run.data.metrics.items() if key.startswith("test_auc.")} == pytest.approx({
         "test_auc.pum2.dnabert": np.mean(FOLD_AUC["dnabert"]), "test_auc.pum2.lstm": np.mean(FOLD_AUC["lstm"]),
         "test_auc.pum2.cnn": np.mean(FOLD_AUC["lstm"]), "test_auc.synthetic.dnabert": np.mean(FOLD_AUC["dnabert"]),
         "test_auc.synthetic.lstm": np.mean(FOLD_AUC["lstm"])})
+    assert {key.replace("test_auprc.", "test_auc.") for key in run.data.metrics if key.startswith("test_auprc.")} \
+        == {key for key in run.data.metrics if key.startswith("test_auc.")}  # AUPRC beside every ROC AUC
 
 
 def test_metric_names_are_what_mlflow_takes():
@@ -185,3 +188,36 @@ def test_a_synthetic_data_set_is_marked_unless_its_name_says_so():
 
     assert says_synthetic("demo", True) and not says_synthetic("rbfox-Synthetic", True)
     assert not says_synthetic("pum2", False)
+
+
+def _many_sets(n_sets: int = 8) -> pd.DataFrame:
+    """Rows as `tracking.leaderboard_rows` gives them: three models on `n_sets` fixed-test data sets."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_sets):
+        for model, family, shift in (("CNN", "cnn", 0.03), ("k-mer LR", "kmer_lr", 0.0), ("LSTM", "lstm", 0.02)):
+            auc = 0.7 + 0.02 * i + shift + rng.normal(0, 0.002)
+            rows.append({"dataset": f"{i}_CLIP_P{i}", "synthetic": False, "protocol": "fixed_test", "model": model,
+                         "family": family, "mean_test_auc": auc, "std_test_auc": np.nan, "mean_test_auprc": auc - 0.3,
+                         "std_test_auprc": np.nan, "test_chance_auprc": 0.2, "n_folds": 1,
+                         "mean_best_val_auc": auc + (0.01 if family == "cnn" else 0), "pipeline_run": f"r{i}",
+                         "pipeline_run_id": f"id{i}", "cv_run_id": f"cv{i}{family}"})
+    return pd.DataFrame(rows)
+
+
+def test_many_fixed_test_sets_rank_on_roc_auc_and_auprc_with_the_mean_over_sets():
+    table = leaderboard.leaderboard_table(_many_sets())
+    cnn = table[table.model == "CNN"]
+    assert (cnn["rank"] == 1).all() and (cnn["rank_auprc"] == 1).all()
+    assert table[table.chosen].model.unique().tolist() == ["CNN"]
+    wide = leaderboard.format_leaderboard(table, metric="auprc")
+    assert wide.index.tolist() == ["chance (a guess)", "CNN", "LSTM", "k-mer LR"]
+    assert wide.loc["chance (a guess)", "0_CLIP_P0"] == "0.2000"
+    assert wide.loc["CNN", "mean over data sets"] == f"{cnn.mean_test_auprc.mean():.4f}"
+    assert wide.loc["CNN", "3_CLIP_P3"] == f"{cnn.mean_test_auprc.iloc[3]:.4f} (1)"  # one test set: no ± std
+    auc = leaderboard.format_leaderboard(table)
+    assert "chance (a guess)" not in auc.index and auc.loc["CNN", "mean rank"] == "1"
+    figure = plots.leaderboard(table)  # many data sets: a row each, ROC AUC and AUPRC side by side
+    assert [ax.get_xlabel() for ax in figure.axes] == ["test ROC AUC", "test AUPRC"]
+    assert len(figure.axes[0].get_yticklabels()) == 8 and "one fixed test set each" in figure._suptitle.get_text()
+    assert "chance (a guess)" in [t.get_text() for t in figure.axes[1].get_legend().get_texts()]

@@ -249,3 +249,29 @@ def test_the_cli_refuses_what_it_cannot_do(capsys):
     assert "--artifacts-destination: give where the server keeps artifacts" in capsys.readouterr().err
     assert main(["run", "--resume", "pum2-20261129-012256", "--params", "params/best.yaml"]) == 2
     assert "--resume reruns a pipeline run with the params it was started with" in capsys.readouterr().err
+
+
+def test_a_collection_makes_a_data_set_of_every_subfolder_holding_the_files(tmp_path, monkeypatch):
+    for name in ("2_PARCLIP_A", "4_ICLIP_B", "incomplete", ".hidden"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.fa.gz").write_bytes(b"")
+        if name != "incomplete":
+            (tmp_path / name / "test.fa.gz").write_bytes(b"")
+    monkeypatch.setenv("SETS_DIR", str(tmp_path))
+    spec = {"dir": "$SETS_DIR", "params": "params/rbp31.yaml", "set": {"labelled": "train.fa.gz",
+                                                                      "test_set": "test.fa.gz"}}
+    found = workflow.collection_datasets(spec)
+    assert list(found) == ["2_PARCLIP_A", "4_ICLIP_B"]
+    assert found["4_ICLIP_B"] == {"params": "params/rbp31.yaml", "set": {
+        "labelled": "train.fa.gz", "test_set": "test.fa.gz", "data_dir": str(tmp_path / "4_ICLIP_B")}}
+    assert list(workflow.collection_datasets({**spec, "only": ["4_ICLIP_B"]})) == ["4_ICLIP_B"]
+    with pytest.raises(RbpError, match=r"collection.only names incomplete, not a data set of .* \(each needs "
+                                       "train.fa.gz, test.fa.gz"):
+        workflow.collection_datasets({**spec, "only": ["incomplete"]})
+    monkeypatch.delenv("SETS_DIR")
+    with pytest.raises(RbpError, match=r"collection.dir \$SETS_DIR: an environment variable in it is not set"):
+        workflow.collection_datasets(spec)
+    with pytest.raises(RbpError, match="no subfolder of .* holds positives.fa, negatives.fa"):
+        workflow.collection_datasets({"dir": str(tmp_path)})
+    with pytest.raises(RbpError, match="collection has an unknown key sets"):
+        workflow.collection_datasets({"dir": str(tmp_path), "sets": []})

@@ -173,7 +173,9 @@ class CVLogger:
             mlflow.log_metrics({key: value for key, value in self.results[0].metrics.items()
                                 if math.isfinite(value)})
         log_frame(fold_table(self.results), "fold_metrics.csv")
-        log_frame(pooled_predictions(self.results), "oof_predictions.csv")
+        pooled = pooled_predictions(self.results)
+        log_frame(pooled, "oof_predictions.csv")
+        mlflow.log_metric("test_chance_auprc", float(pooled.drop_duplicates("id").label.mean()))  # a guess's AUPRC
         self._log_model(figures)
 
     def _log_model(self, figures: dict) -> None:

@@ -267,7 +267,8 @@ def leaderboard_rows(pipeline_run_ids: list[str]) -> pd.DataFrame:
         for label, run in unique_labels([run for run in cv_runs if run.status == "FINISHED"]).items():
             metrics = run_metrics(run.run_id)
             rows.append({"dataset": run.tags.get("dataset") or experiment,
-                         "synthetic": run.tags.get("synthetic") == "true", "model": label, "family": run.family,
+                         "synthetic": run.tags.get("synthetic") == "true",
+                         "protocol": run.tags.get("protocol") or "cv", "model": label, "family": run.family,
                          **{key: metrics.get(key, math.nan) for key in FIGURES},
                          "pipeline_run": name, "pipeline_run_id": pipeline_run_id, "cv_run_id": run.run_id})
     if not rows:

@@ -1,0 +1,141 @@
+"""One recipe for many proteins, chosen on validation alone: every candidate recipe is trained once per
+data set of a collection (RBP-31: a training and a fixed test file per set), exactly as the benchmark
+trains (`params/rbp31.yaml`: the same stratified validation split of the training file, seed 42), and
+candidates are ranked by their validation ROC AUC averaged over the sets. Every ensemble of candidates of
+different families is scored from the cached predictions the same way. The test file of a set is scored
+once per candidate for the record, printed beside the choice and never read by it.
+
+    OMP_NUM_THREADS=2 python bench/rbp31_recipes.py --dir $RBP_RBP31_DIR [--only cnn-128x12 kmer_lr-3to6]
+        [--sets 24_PARCLIP_QKI_hg19 ...] [--json out.json]
+
+Finished (set, candidate) pairs are kept in bench/.data/rbp31/ and never run again, so the search can be
+stopped and resumed. Sets are taken in name order, every candidate of a set before the next set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from rbp.cv import cross_validate
+from rbp.data import folds_for
+from rbp.families import make_family
+from rbp.params import load_params
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(__file__).parent / ".data" / "rbp31"
+BEST = load_params(ROOT / "params" / "best.yaml")
+CANDIDATES = {  # name -> (family, section overrides on params/rbp31.yaml)
+    "kmer_lr-3to6": ("kmer_lr", {}),
+    "cnn-128x12": ("cnn", {}),  # params/rbp31.yaml's CNN: the default job's
+    "cnn-best.yaml": ("cnn", {key: getattr(BEST.cnn, key) for key in vars(BEST.cnn)}),  # params/best.yaml, unchanged
+    "cnn-256x12-mask0.1": ("cnn", {"channels": [256], "kernel_size": [12], "dropout": 0.3, "mask_fraction": 0.1,
+                                   "max_epochs": 25, "patience": 4}),
+    "cnn-2layer-dilated": ("cnn", {"channels": [128, 128], "kernel_size": [12, 5], "dilation": [1, 2],
+                                   "max_epochs": 25, "patience": 4}),
+    "lstm-1layer-max": ("lstm", {}),  # params/rbp31.yaml's LSTM: the default job's
+}
+
+
+def set_params(folder: Path, section: dict, family: str):
+    return load_params(ROOT / "params" / "rbp31.yaml",
+                       {"data_dir": str(folder), "labelled": "train.fa.gz", "test_set": "test.fa.gz",
+                        "dataset": folder.name, family: section})
+
+
+def run_candidate(folder: Path, name: str) -> dict:
+    family_name, section = CANDIDATES[name]
+    params = set_params(folder, section, family_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        folds = folds_for(params, None, Path(tmp))
+        family = make_family(family_name, params)
+        start = time.perf_counter()
+        (result,) = cross_validate(family, folds, getattr(params, family_name), torch.device("cpu"), params.seed,
+                                   progress=False)
+        seconds = time.perf_counter() - start
+    frame = pd.concat([result.predictions.assign(split="test"), result.val_predictions.assign(split="dev")])
+    out = CACHE / folder.name
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / f"{name}.csv.gz", index=False)
+    record = {"set": folder.name, "name": name, "family": family_name, "overrides": section,
+              "seconds": round(seconds), "best_epoch": result.best_epoch, "val_auc": result.training.best_val_auc,
+              **_scores(frame)}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _scores(frame: pd.DataFrame) -> dict:
+    dev, test = frame[frame.split == "dev"], frame[frame.split == "test"]
+    return {"val_auc_scored": roc_auc_score(dev.label, dev.probability),
+            "val_auprc": average_precision_score(dev.label, dev.probability),
+            "test_auc": roc_auc_score(test.label, test.probability),
+            "test_auprc": average_precision_score(test.label, test.probability),
+            "test_chance_auprc": float(test.label.mean())}
+
+
+def ensemble_records(folder: Path, names: list[str]) -> list[dict]:
+    """Every mean of two or more cached candidates of different families on one set."""
+    frames = {n: pd.read_csv(CACHE / folder.name / f"{n}.csv.gz", dtype={"id": str}) for n in names}
+    rows = []
+    for size in range(2, len(names) + 1):
+        for members in itertools.combinations(names, size):
+            families = [CANDIDATES[m][0] for m in members]
+            if len(set(families)) < len(families):
+                continue
+            merged = None
+            for m in members:
+                part = frames[m][["id", "split", "label", "probability"]].rename(columns={"probability": m})
+                merged = part if merged is None else merged.merge(part, on=["id", "split", "label"])
+            merged["probability"] = merged[list(members)].mean(axis=1)
+            scores = _scores(merged)
+            rows.append({"set": folder.name, "name": " + ".join(members), "family": "ensemble",
+                         "val_auc": scores["val_auc_scored"], **scores})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, help="the collection: one folder per set, train.fa.gz and test.fa.gz")
+    parser.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    parser.add_argument("--sets", nargs="*", default=None, help="set names (default: every set of --dir)")
+    parser.add_argument("--json", type=Path, help="write every record here")
+    args = parser.parse_args()
+    sets = sorted(p for p in Path(args.dir).iterdir() if (p / "train.fa.gz").is_file() and (p / "test.fa.gz").is_file())
+    sets = [p for p in sets if args.sets is None or p.name in args.sets]
+    names = args.only if args.only is not None else list(CANDIDATES)
+    for folder in sets:
+        for name in names:
+            if not (CACHE / folder.name / f"{name}.json").is_file():
+                print(f"{folder.name}: {name} …", flush=True)
+                record = run_candidate(folder, name)
+                print(f"  validation ROC AUC {record['val_auc']:.4f}, {record['seconds']} s", flush=True)
+    records = []
+    for folder in sets:
+        done = [n for n in CANDIDATES if (CACHE / folder.name / f"{n}.json").is_file()]
+        records += [json.loads((CACHE / folder.name / f"{n}.json").read_text()) for n in done]
+        records += ensemble_records(folder, done)
+    table = pd.DataFrame(records)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1))
+    complete = table.groupby("name").set.nunique() == len(sets)  # a recipe is judged on every set or not at all
+    judged = table[table.name.isin(complete[complete].index)]
+    summary = judged.groupby("name").agg(sets=("set", "nunique"), val_auc=("val_auc", "mean"),
+                                         val_auprc=("val_auprc", "mean"), test_auc=("test_auc", "mean"),
+                                         test_auprc=("test_auprc", "mean"), seconds=("seconds", "sum"))
+    print(f"\nChosen on the mean validation ROC AUC over {len(sets)} sets (test columns for the record only):\n")
+    print(summary.sort_values("val_auc", ascending=False).to_markdown(floatfmt=".4f"))
+    wide = judged.pivot(index="set", columns="name", values="val_auc")
+    print("\nValidation ROC AUC per set:\n")
+    print(wide.to_markdown(floatfmt=".4f"))
+
+
+if __name__ == "__main__":
+    main()
