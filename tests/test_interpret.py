@@ -1,5 +1,7 @@
 """rbp.interpret: which held-out sites are explained, and the summary of what was found."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,3 +65,21 @@ def test_the_summary_sentence_reads_back_from_its_csv_with_a_model_without_motif
     assert sentences[1] == ("LSTM: top motif UGUACAUA (seqlets in 15% of 80 sites explained), matches UGUAHAUA "
                             "(similarity 0.94)")
     assert [describe_summary(row) for row in rows] == sentences
+
+
+@pytest.mark.parametrize("dataset, proteins", [
+    ("24_PARCLIP_QKI_hg19", ["QKI"]), ("10_PARCLIP_ELAVL1A_hg19", ["ELAVL1"]), ("8_PARCLIP_ELAVL1_hg19", ["ELAVL1"]),
+    ("16_ICLIP_hnRNPC_Hela", ["hnRNPC"]), ("18_ICLIP_hnRNPL_Hela", ["hnRNPL"]), ("20_ICLIP_hnRNPlike_U266", []),
+    ("30_ICLIP_U2AF65_Hela", ["U2AF65"]), ("28_ICLIP_TIA1_hg19", ["TIA1"]), ("pum2", ["PUM2"]),
+    ("14_PARCLIP_FUS_mut_hg19", []), ("HuR-knockdown", ["ELAVL1"]), ("synthetic", []), ("qkiller", []),
+])
+def test_a_data_set_named_after_a_protein_gets_its_known_motifs(dataset, proteins):
+    from rbp.known_motifs import describe, known_for
+    from rbp.motifs import IUPAC
+
+    found = known_for(dataset)
+    assert [entry.protein for entry in found] == proteins
+    for entry in found:
+        assert all(set(motif) <= set(IUPAC) for motif in entry.motifs) and re.search(r"\d{4}", entry.source)
+    if found:
+        assert describe(found).startswith(f"{proteins[0]}: ")

@@ -56,14 +56,18 @@ def leaderboard_rows(table: pd.DataFrame):
     axes[0][0].set_yticks(range(len(order)), [d + (" (synthetic)" if says_synthetic(d, synthetic[d]) else "")
                                               for d in order])
     axes[0][0].set_ylim(-0.6, len(order) - 0.4)
-    protocols = set(table.protocol) if "protocol" in table else {"cv"}
-    how = ("one fixed test set each" if protocols == {"fixed_test"} else
-           "mean over folds" if protocols == {"cv"} else "mixed protocols")
-    fig.suptitle(f"{len(order)} data sets: test ROC AUC and AUPRC per model ({how})")
+    fig.suptitle(f"{len(order)} data sets: test ROC AUC and AUPRC per model ({_how(table)})")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     axes[0][-1].legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small",
                        frameon=False)
     return fig
+
+
+def _how(table: pd.DataFrame) -> str:
+    """Where the test figures come from, for a title."""
+    protocols = set(table.protocol) if "protocol" in table else {"cv"}
+    return ("one fixed test set each" if protocols == {"fixed_test"} else
+            "mean ± std over folds" if protocols == {"cv"} else "mixed protocols: read with care")
 
 
 def leaderboard_columns(table: pd.DataFrame):
@@ -92,7 +96,7 @@ def leaderboard_columns(table: pd.DataFrame):
     ax.set_xticks(range(len(datasets)),
                   [_wrap(d, 18) + ("\n(synthetic)" if says_synthetic(d, synthetic[d]) else "") for d in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
-    ax.set(title="Test ROC AUC, mean ± std over folds", xlabel="", ylabel="test ROC AUC")
+    ax.set(title=f"Test ROC AUC, {_how(table)}", xlabel="", ylabel="test ROC AUC")
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i] == "chosen on validation")  # the ring last
     ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="center left", bbox_to_anchor=(1.01, 0.5),
