@@ -59,6 +59,10 @@ class PredictResult:
 
     def __str__(self) -> str:
         s = self.summary
+        if "models" in s:  # several models at once
+            calls = ", ".join(f"{label} {n}" for label, n in s["sites"].items())
+            return (f"{s['sequences']} sequences scored by {len(s['models'])} models (sites called: {calls}) "
+                    f"in {s['seconds']:.1f} s: {self.out}")
         return (f"{s['sequences']} sequences, {s['windows']} windows, {s['sites']} sites called "
                 f"(threshold {s['threshold']:.3f}) in {s['seconds']:.1f} s: {self.out}")
 
@@ -169,6 +173,90 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
         raise
     result.out = out
     return result
+
+
+def model_labels(predictors: dict[str, FoldEnsemble]) -> dict[str, str]:
+    """A column name per model: its data set (the protein), with the family where one data set gives
+    two models, or the name it was given where its data set is unknown."""
+    names = {given: p.info.get("dataset") or given for given, p in predictors.items()}
+    twice = {name for name in names.values() if list(names.values()).count(name) > 1}
+    labels = {given: f"{name} {p.label}" if name in twice else name
+              for (given, p), name in zip(predictors.items(), names.values(), strict=True)}
+    if len(set(labels.values())) < len(labels):  # the same model given twice
+        return {given: given for given in predictors}
+    return labels
+
+
+def apply_models(models: list, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
+                 threshold: float | None = None, motif: str | None = None, k: int | None = None,
+                 figures: int = 10, device: str = "auto", progress: bool = True, load=load_model) -> PredictResult:
+    """Score `fasta` with several models at once (one per protein, say): each model's usual results in
+    `<out>/<label>/` (see `apply_model`), and at the top `scores.tsv` with a column per model (its best
+    window's probability; `<label>_call` and `<label>_sites` beside), `sites.tsv` of every model's sites
+    with a `model` column, and `figures/<id>.png`, a track per model along each of the `figures`
+    best-scoring sequences longer than a window."""
+    import matplotlib.pyplot as plt
+
+    from rbp import plots
+
+    start_time = time.perf_counter()
+    if len(models) < 2:
+        raise RbpError("apply_models: give two models or more (one model: apply_model)")
+    out = Path(out) if out else default_out()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
+    loaded = {}
+    for model in models:  # every model loads (and is checked) before any work
+        predictor, uri = load(model, device)
+        loaded[str(model)] = (predictor.with_k(k), uri)
+        check_stride(predictor.window, stride)
+    labels = model_labels({given: predictor for given, (predictor, _) in loaded.items()})
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "figures").mkdir(parents=True)
+    try:
+        results = {}
+        for given, (predictor, _) in loaded.items():
+            results[labels[given]] = apply_model(predictor, fasta, partial / _safe(labels[given]), stride, threshold,
+                                                 motif, k, 0, device, progress)
+        wide, sites = None, []
+        for label, result in results.items():
+            part = result.scores[["sequence_id", "length", "probability", "call", "sites"]].rename(
+                columns={"probability": label, "call": f"{label}_call", "sites": f"{label}_sites"})
+            wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="outer", sort=False)
+            sites.append(result.sites.assign(model=label))
+        wide.to_csv(partial / "scores.tsv", sep="\t", index=False)
+        pd.concat(sites, ignore_index=True).to_csv(partial / "sites.tsv", sep="\t", index=False)
+        window = min(p.window for p, _ in loaded.values())
+        long = wide[wide.length > window]
+        top = long.assign(best=long[list(results)].max(axis=1)).nlargest(figures, "best") if figures else long[:0]
+        drawn = set(top.sequence_id)
+        records = {r.id: r.sequence for r in read_fasta(fasta, ambiguous="keep").records if r.id in drawn}
+        for sequence_id in top.sequence_id:
+            tracks = {}
+            for given, (predictor, _) in loaded.items():
+                cut = predictor.threshold if threshold is None else float(threshold)
+                scan = scan_sequence(predictor, sequence_id, records[sequence_id], stride, cut)
+                tracks[labels[given]] = (scan.profile, cut, scan.sites)
+            figure = plots.tracks_figure(sequence_id, len(records[sequence_id]), tracks)
+            figure.savefig(partial / "figures" / f"{_safe(sequence_id)}.png", dpi=120, bbox_inches="tight")
+            plt.close(figure)
+        summary = {"models": {label: uri for given, (_, uri) in loaded.items() for label in [labels[given]]},
+                   "fasta": str(Path(fasta).resolve()), "stride": stride, "sequences": len(wide),
+                   "sites": {label: len(result.sites) for label, result in results.items()},
+                   "positive_calls": {label: int(result.scores.call.sum()) for label, result in results.items()},
+                   "figures": len(top), "seconds": round(time.perf_counter() - start_time, 2)}
+        (partial / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return PredictResult(out, wide, pd.concat(sites, ignore_index=True), summary, [])
 
 
 def explain_sites(predictor: FoldEnsemble, sequence: str, sites) -> np.ndarray:

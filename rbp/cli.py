@@ -28,12 +28,19 @@ DEFAULT_PARAMS = "params/default.yaml"
 
 
 def _predict(args) -> int:
-    from rbp.apply import apply_model
-    from rbp.tracking import load_model
+    from rbp.apply import apply_model, apply_models
+    from rbp.tracking import expand_models, load_model
 
-    result = apply_model(args.model, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
-                         motif=args.motif, k=args.k, figures=args.figures, device=args.device, explain=args.explain,
-                         load=load_model)
+    models = expand_models(args.model)
+    if len(models) > 1:
+        if args.explain:
+            raise RbpError("--explain: with several models, explain one model at a time")
+        result = apply_models(models, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
+                              motif=args.motif, k=args.k, figures=args.figures, device=args.device, load=load_model)
+    else:
+        result = apply_model(models[0], args.fasta, args.out, stride=args.stride, threshold=args.threshold,
+                             motif=args.motif, k=args.k, figures=args.figures, device=args.device,
+                             explain=args.explain, load=load_model)
     print(result)
     return 0
 
@@ -158,10 +165,12 @@ def _add_predict(sub) -> None:
         "predict", help="score sequences and scan transcripts with a trained model",
         description="Score each sequence of a FASTA file; sequences longer than the model's window are scanned "
                     "(per-window scores, a per-nucleotide profile, called sites as BED).")
-    predict.add_argument("--model", required=True,
+    predict.add_argument("--model", required=True, action="append",
                          help="models:/<name>/<version>, models:/<name>@<alias>, runs:/<cv run id>/model, a "
                               "registered model name (its latest version), a data set name (its latest "
-                              "registered model) or a local model folder")
+                              "registered model), a local model folder, or a leaderboard run (leaderboard-"
+                              "YYYYmmdd-HHMMSS: the model chosen in each of its data sets); give --model "
+                              "again to score with several models at once (a column and a track per model)")
     predict.add_argument("--fasta", required=True, help="sequences to score (RNA or DNA, may be gzipped)")
     predict.add_argument("--out", help="a new folder for the results (default: outputs/predict-<time>)")
     predict.add_argument("--stride", type=int, default=1, help="nt between scanning windows (default 1)")

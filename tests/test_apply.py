@@ -235,3 +235,34 @@ def test_batched_scores_equal_one_window_at_a_time(name, monkeypatch):
     assert np.std(every) > (2e-4 if name == "dnabert" else 1e-2)
     best = predictor.score(sequences)
     np.testing.assert_allclose(best, [scores.max() for _, scores in predictor.scans(sequences, 1)], atol=1e-6)
+
+
+def test_several_models_score_one_fasta_side_by_side(tmp_path):
+    """`rbp predict` with a model per protein: each model's own results in a folder of its own, a
+    column per model in one table, and a track per model along each long sequence."""
+    from rbp.apply import apply_model, apply_models, model_labels
+
+    models = {"qki-cnn": _untrained("cnn", 1), "tia1-lstm": _untrained("lstm", 2)}
+    models["qki-cnn"].info["dataset"], models["tia1-lstm"].info["dataset"] = "QKI", "TIA1"
+    assert model_labels(models) == {"qki-cnn": "QKI", "tia1-lstm": "TIA1"}
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), n))}\n" for i, n in enumerate([41, 30, 400,
+                                                                                                       250])))
+    result = apply_models(list(models.values()), fasta, tmp_path / "out", figures=2, progress=False,
+                          load=lambda model, device: (model, "memory"))
+    scores = pd.read_csv(tmp_path / "out" / "scores.tsv", sep="\t")
+    assert scores.columns.tolist()[:4] == ["sequence_id", "length", "QKI", "QKI_call"]
+    assert {"TIA1", "TIA1_call", "TIA1_sites"} <= set(scores.columns) and scores.sequence_id.tolist() == [
+        "s0", "s1", "s2", "s3"]
+    alone = apply_model(models["tia1-lstm"], fasta, tmp_path / "alone", figures=0, progress=False)
+    np.testing.assert_allclose(scores.TIA1, alone.scores.probability)  # the same scores as on its own
+    assert (tmp_path / "out" / "TIA1" / "windows.tsv").is_file() and (tmp_path / "out" / "QKI" / "sites.bed").is_file()
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == ["s2.png", "s3.png"]
+    sites = pd.read_csv(tmp_path / "out" / "sites.tsv", sep="\t")
+    assert set(sites.model) <= {"QKI", "TIA1"}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["models"]) == ["QKI", "TIA1"] and "2 models" in str(result)
+    assert not list(tmp_path.glob(".out.partial-*"))
+    with pytest.raises(RbpError, match="already exists"):
+        apply_models(list(models.values()), fasta, tmp_path / "out", load=lambda model, device: (model, "memory"))

@@ -56,3 +56,28 @@ def _attribution_track(ax, track: np.ndarray, sites) -> None:
     ax.set(xlabel="position in the sequence (nt, 0-based)", ylabel="attribution")
     ax.set_title("in-silico mutagenesis around each site's summit (binding logit: base against the mean base)",
                  fontsize="small", loc="left")
+
+
+def tracks_figure(sequence_id: str, length: int, tracks: dict):
+    """Which proteins bind where along one sequence: a track per model (`tracks`: label -> (profile,
+    threshold, sites)), its profile filled, its threshold dashed, its called sites shaded, all on one
+    position axis."""
+    colours = sns.color_palette(n_colors=max(len(tracks), 3))
+    width = min(16.0, max(8.0, length / 400))
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(width, 0.9 + 1.05 * len(tracks)), sharex=True, squeeze=False)
+    for i, (label, (track, threshold, sites)) in enumerate(tracks.items()):
+        ax, colour = axes[i, 0], colours[i]
+        ax.fill_between(np.arange(length), track, step="mid", alpha=0.45, color=colour, lw=0)
+        ax.axhline(threshold, color="0.3", ls="--", lw=0.8)
+        for site in sites:
+            ax.axvspan(site.start, site.end, color=colour, alpha=0.18, lw=0)
+        ax.set_ylim(0, 1.02)
+        ax.set_yticks([0, 1])
+        ax.set_ylabel(f"{label}\n{len(sites)} site{'s' * (len(sites) != 1)}", rotation=0, ha="right", va="center",
+                      fontsize="small")
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set(xlim=(0, length), xlabel="position in the sequence (nt, 0-based)")
+    axes[0, 0].set_title(f"{sequence_id}: P(binding site) per model (the best window covering each position; "
+                         "dashed: its threshold, shaded: called sites)", fontsize="medium", loc="left")
+    fig.tight_layout(h_pad=0.3)
+    return fig

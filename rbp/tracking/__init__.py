@@ -36,7 +36,14 @@ from rbp.tracking.reading import (
     load_results,
     run_metrics,
 )
-from rbp.tracking.registry import dataset_models, ensemble_members, load_model, pipeline_models
+from rbp.tracking.registry import (
+    dataset_models,
+    ensemble_members,
+    expand_models,
+    leaderboard_models,
+    load_model,
+    pipeline_models,
+)
 from rbp.tracking.stages import (
     describe_verdict,
     log_comparison,
@@ -56,10 +63,10 @@ from rbp.tracking.store import NOTE, artifact_root, client, connect, project_sto
 __all__ = [
     "NOTE", "CVLogger", "PipelineRun", "active_run", "artifact_root", "client", "close_descendants",
     "close_stale_runs", "connect", "cv_run_figures", "dataset_models", "describe_verdict", "ensemble_members",
-    "find_cv_runs", "find_pipeline_run", "find_pipeline_runs", "find_run", "house_tags", "latest_pipeline_run",
-    "leaderboard_rows", "load_model", "load_results", "log_comparison", "log_dataset", "log_frame",
-    "log_interpretation", "log_interpretation_summary", "log_leaderboard", "log_notebook", "log_predict_run",
-    "log_preprocess", "log_report", "log_sweep", "mark_step_done", "open_pipeline_run", "pipeline_models",
-    "process_tags", "project_store", "reopen_pipeline_run", "resumed_tags", "run_metrics", "tracking_uri",
-    "use_experiment",
+    "expand_models", "find_cv_runs", "find_pipeline_run", "find_pipeline_runs", "find_run", "house_tags",
+    "latest_pipeline_run", "leaderboard_models", "leaderboard_rows", "load_model", "load_results", "log_comparison",
+    "log_dataset", "log_frame", "log_interpretation", "log_interpretation_summary", "log_leaderboard",
+    "log_notebook", "log_predict_run", "log_preprocess", "log_report", "log_sweep", "mark_step_done",
+    "open_pipeline_run", "pipeline_models", "process_tags", "project_store", "reopen_pipeline_run", "resumed_tags",
+    "run_metrics", "tracking_uri", "use_experiment",
 ]

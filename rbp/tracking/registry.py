@@ -82,6 +82,40 @@ def pipeline_models(pipeline_run_id: str) -> dict[str, str]:
     return models
 
 
+def leaderboard_models(entry: str) -> dict[str, str]:
+    """Data set -> model URI of the model chosen on validation in each data set of a leaderboard run
+    (its name, `leaderboard-YYYYmmdd-HHMMSS`, or id): the models `rbp predict` applies side by side."""
+    from rbp.leaderboard import EXPERIMENT
+    from rbp.tracking.reading import artifact_frame, get_run
+
+    connect()
+    experiment = client().get_experiment_by_name(EXPERIMENT)
+    found = (client().search_runs([experiment.experiment_id], f"attributes.run_name = '{entry}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1) if experiment else [])
+    run = found[0] if found else get_run(entry, "model: leaderboard run")
+    table = artifact_frame(run.info.run_id, "leaderboard.csv")
+    if table is None or "chosen" not in table:
+        raise RbpError(f"model {entry}: run {run.info.run_name} holds no leaderboard.csv; give a leaderboard run")
+    models = {}
+    for row in table[table.chosen.astype(bool)].itertuples():
+        tags = client().get_run(row.cv_run_id).data.tags
+        uri = f"models:/{tags['registered_model']}" if "registered_model" in tags else tags.get("model_uri")
+        if uri:
+            models[row.dataset] = uri
+    if not models:
+        raise RbpError(f"model {entry}: leaderboard run {run.info.run_name} chose no model with a logged model")
+    return models
+
+
+def expand_models(models: list[str]) -> list[str]:
+    """What `rbp predict --model` was given, with each leaderboard run replaced by its chosen models."""
+    out = []
+    for model in models:
+        out += list(leaderboard_models(model).values()) if re.fullmatch(r"leaderboard-\d{8}-\d{6}", model) \
+            else [model]
+    return out
+
+
 def dataset_models(dataset: str) -> dict[str, str]:
     """Label -> URI of the latest registered version of each family trained on `dataset`."""
     found = {FAMILIES[family].label: latest_version(registered_name(dataset, family)) for family in FAMILIES}
