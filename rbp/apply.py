@@ -225,7 +225,7 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         for label, result in results.items():
             part = result.scores[["sequence_id", "length", "probability", "call", "sites"]].rename(
                 columns={"probability": label, "call": f"{label}_call", "sites": f"{label}_sites"})
-            wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="outer", sort=False)
+            wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="left", validate="1:1")
             sites.append(result.sites.assign(model=label))
         wide.to_csv(partial / "scores.tsv", sep="\t", index=False)
         pd.concat(sites, ignore_index=True).to_csv(partial / "sites.tsv", sep="\t", index=False)

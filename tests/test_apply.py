@@ -247,18 +247,18 @@ def test_several_models_score_one_fasta_side_by_side(tmp_path):
     assert model_labels(models) == {"qki-cnn": "QKI", "tia1-lstm": "TIA1"}
     rng = np.random.default_rng(0)
     fasta = tmp_path / "in.fa"
-    fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), n))}\n" for i, n in enumerate([41, 30, 400,
-                                                                                                       250])))
+    fasta.write_text("".join(f">{name}\n{''.join(rng.choice(list('ACGU'), n))}\n"
+                             for name, n in [("s2", 41), ("s0", 30), ("s3", 400), ("s1", 250)]))
     result = apply_models(list(models.values()), fasta, tmp_path / "out", figures=2, progress=False,
                           load=lambda model, device: (model, "memory"))
     scores = pd.read_csv(tmp_path / "out" / "scores.tsv", sep="\t")
     assert scores.columns.tolist()[:4] == ["sequence_id", "length", "QKI", "QKI_call"]
     assert {"TIA1", "TIA1_call", "TIA1_sites"} <= set(scores.columns) and scores.sequence_id.tolist() == [
-        "s0", "s1", "s2", "s3"]
+        "s2", "s0", "s3", "s1"]  # in the file's order
     alone = apply_model(models["tia1-lstm"], fasta, tmp_path / "alone", figures=0, progress=False)
     np.testing.assert_allclose(scores.TIA1, alone.scores.probability)  # the same scores as on its own
     assert (tmp_path / "out" / "TIA1" / "windows.tsv").is_file() and (tmp_path / "out" / "QKI" / "sites.bed").is_file()
-    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == ["s2.png", "s3.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == ["s1.png", "s3.png"]
     sites = pd.read_csv(tmp_path / "out" / "sites.tsv", sep="\t")
     assert set(sites.model) <= {"QKI", "TIA1"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

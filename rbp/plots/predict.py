@@ -76,8 +76,8 @@ def tracks_figure(sequence_id: str, length: int, tracks: dict):
         ax.set_ylabel(f"{label}\n{len(sites)} site{'s' * (len(sites) != 1)}", rotation=0, ha="right", va="center",
                       fontsize="small")
         ax.grid(axis="y", visible=False)
-    axes[-1, 0].set(xlim=(0, length), xlabel="position in the sequence (nt, 0-based)")
-    axes[0, 0].set_title(f"{sequence_id}: P(binding site) per model (the best window covering each position; "
-                         "dashed: its threshold, shaded: called sites)", fontsize="medium", loc="left")
+    axes[-1, 0].set(xlim=(0, length), xlabel="position in the sequence (nt, 0-based)\nfilled: the best window "
+                    "covering each position, dashed: the model's threshold, shaded: its called sites")
+    axes[0, 0].set_title(f"{sequence_id}: P(binding site) per model", fontsize="medium", loc="left")
     fig.tight_layout(h_pad=0.3)
     return fig
