@@ -86,9 +86,10 @@ def model_notebooks(params: Params) -> dict[str, str]:
 
 
 def workflow_steps(params: Params) -> list[str]:
-    """The notebooks a workflow runs of the params' list: the folds, the models, the comparison. (A
-    length sweep, predictions and interpretation are `rbp run`'s.)"""
-    return [name for name in params.notebooks if name in ("01_preprocess", "04_compare") or name in NOTEBOOK_FAMILY]
+    """The notebooks a workflow runs of the params' list: the folds, the models, the comparison and
+    the interpretation. (A length sweep and predictions are `rbp run`'s.)"""
+    return [name for name in params.notebooks
+            if name in ("01_preprocess", "04_compare", "07_interpret") or name in NOTEBOOK_FAMILY]
 
 
 def open_run(params_file: str | Path | None, overrides: list[str] | None, out: str | Path, echo=print) -> dict:

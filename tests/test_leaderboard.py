@@ -221,3 +221,15 @@ def test_many_fixed_test_sets_rank_on_roc_auc_and_auprc_with_the_mean_over_sets(
     assert [ax.get_xlabel() for ax in figure.axes] == ["test ROC AUC", "test AUPRC"]
     assert len(figure.axes[0].get_yticklabels()) == 8 and "one fixed test set each" in figure._suptitle.get_text()
     assert "chance (a guess)" in [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
+
+
+def test_the_top_motif_of_each_data_sets_chosen_model_is_drawn_with_its_match():
+    ppm = np.eye(4)[[0, 1, 3, 0, 0, 1]] * 0.9 + 0.025
+    figure = plots.top_motifs([
+        {"dataset": "24_PARCLIP_QKI_hg19", "model": "CNN", "ppm": ppm.tolist(), "consensus": "ACUAAC", "share": 0.4,
+         "match": "ACUAAY"},
+        {"dataset": "12_PARCLIP_EWSR1_hg19", "model": "k-mer LR", "ppm": None, "consensus": "", "share": 0.0,
+         "match": ""}])
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    assert titles[0] == "24_PARCLIP_QKI_hg19\nCNN: ACUAAC (40% of sites; matches ACUAAY)"
+    assert titles[1] == "12_PARCLIP_EWSR1_hg19\nk-mer LR" and figure.axes[1].texts[0].get_text() == "no motif found"

@@ -275,3 +275,14 @@ def test_a_collection_makes_a_data_set_of_every_subfolder_holding_the_files(tmp_
         workflow.collection_datasets({"dir": str(tmp_path)})
     with pytest.raises(RbpError, match="collection has an unknown key sets"):
         workflow.collection_datasets({"dir": str(tmp_path), "sets": []})
+
+
+def test_the_benchmark_workflow_interprets_each_set_after_comparing_it():
+    from rbp.params import load_params
+
+    params = load_params(ROOT / "params" / "rbp31.yaml")
+    assert workflow.workflow_steps(params) == ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "03_lstm_cv",
+                                               "03_ensemble_cv", "04_compare", "07_interpret"]
+    assert params.folds == 0 and params.ambiguous == "keep"  # a fixed test set, scored whole
+    snakefile = (ROOT / "workflow" / "Snakefile").read_text()
+    assert 'for step in ("04_compare", "07_interpret") if step in PARAMS[w.dataset].notebooks' in snakefile

@@ -40,7 +40,7 @@ def show(figures: dict | list) -> None:
 
 from rbp.plots.compare import comparison_figures  # noqa: E402
 from rbp.plots.data import class_balance, length_distribution, motif_occurrence  # noqa: E402
-from rbp.plots.interpret import attribution_logos, motif_logos  # noqa: E402
+from rbp.plots.interpret import attribution_logos, motif_logos, top_motifs  # noqa: E402
 from rbp.plots.leaderboard import leaderboard  # noqa: E402
 from rbp.plots.predict import profile_figure, tracks_figure  # noqa: E402
 from rbp.plots.sweep import plot_sweep  # noqa: E402
@@ -48,4 +48,4 @@ from rbp.plots.training import learning_curves  # noqa: E402
 
 __all__ = ["attribution_logos", "class_balance", "comparison_figures", "leaderboard", "learning_curves",
            "length_distribution", "motif_logos", "motif_occurrence", "plot_sweep", "profile_figure", "show",
-           "tracks_figure"]
+           "top_motifs", "tracks_figure"]

@@ -65,3 +65,35 @@ def motif_logos(interpretation, length: int | None = None):
     fig.suptitle(f"{interpretation.label}: motifs discovered by TF-MoDISco ({interpretation.method})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def top_motifs(entries: list[dict]):
+    """One information-content logo per data set: the top motif its chosen model learned (`entries`:
+    dicts of dataset, model, consensus, share, ppm (ACGU rows) and match, a known motif it matches or
+    ""), titled with the data set, the model, its support and its match; a data set without a motif
+    says so."""
+    n = max(len(entries), 1)
+    columns = 3 if n > 4 else n
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 1.9 * rows + 0.5), squeeze=False)
+    for ax in axes.flat[len(entries):]:
+        ax.axis("off")
+    for ax, entry in zip(axes.flat, entries, strict=False):
+        title = f"{entry['dataset']}\n{entry['model']}"
+        if entry.get("ppm") is None:
+            ax.text(0.5, 0.5, "no motif found", ha="center", va="center", fontsize=9, color="grey")
+            ax.axis("off")
+            ax.set_title(title, fontsize=8, loc="left")
+            continue
+        information = logomaker.transform_matrix(_frame(np.asarray(entry["ppm"]) + 1e-6), from_type="probability",
+                                                 to_type="information")
+        logomaker.Logo(information, ax=ax, color_scheme="classic")
+        ax.set_ylim(0, 2)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=7)
+        match = f"matches {entry['match']}" if entry.get("match") else "no known match"
+        ax.set_title(f"{title}: {entry['consensus']} ({entry['share']:.0%} of sites; {match})", fontsize=8,
+                     loc="left")
+    fig.suptitle("The top motif each data set's chosen model learned (TF-MoDISco)", fontsize=10)
+    fig.tight_layout()
+    return fig

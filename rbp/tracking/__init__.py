@@ -26,6 +26,7 @@ from rbp.tracking.lifecycle import (
     resumed_tags,
 )
 from rbp.tracking.reading import (
+    chosen_motifs,
     cv_run_figures,
     find_cv_runs,
     find_pipeline_run,
@@ -61,7 +62,7 @@ from rbp.tracking.stages import (
 from rbp.tracking.store import NOTE, artifact_root, client, connect, project_store, tracking_uri, use_experiment
 
 __all__ = [
-    "NOTE", "CVLogger", "PipelineRun", "active_run", "artifact_root", "client", "close_descendants",
+    "chosen_motifs", "NOTE", "CVLogger", "PipelineRun", "active_run", "artifact_root", "client", "close_descendants",
     "close_stale_runs", "connect", "cv_run_figures", "dataset_models", "describe_verdict", "ensemble_members",
     "expand_models", "find_cv_runs", "find_pipeline_run", "find_pipeline_runs", "find_run", "house_tags",
     "latest_pipeline_run", "leaderboard_models", "leaderboard_rows", "load_model", "load_results", "log_comparison",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -277,3 +278,32 @@ def leaderboard_rows(pipeline_run_ids: list[str]) -> pd.DataFrame:
     rows = pd.DataFrame(rows)
     rows.attrs["left_out"] = left_out
     return rows
+
+
+def chosen_motifs(table: pd.DataFrame) -> list[dict]:
+    """Per data set of a leaderboard table, the top motif its chosen model learned, read from the CV
+    run's `interpret/` artifacts (07_interpret): dataset, model, consensus, share, ppm (ACGU rows) and
+    match (the known motif it matches, or ""); ppm None where it found none. Data sets whose chosen
+    model was never interpreted are left out."""
+    import json
+
+    entries = []
+    for row in table[table.chosen].itertuples():
+        with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
+            try:
+                local = Path(client().download_artifacts(row.cv_run_id, "interpret", tmp))
+            except (MlflowException, OSError):
+                continue
+            if not (local / "motifs.json").is_file():
+                continue
+            motifs = json.loads((local / "motifs.json").read_text())["motifs"]
+            matches = (pd.read_csv(local / "known_motif_matches.csv") if (local / "known_motif_matches.csv").is_file()
+                       else pd.DataFrame())
+        entry = {"dataset": row.dataset, "model": row.model, "ppm": None, "consensus": "", "share": 0.0, "match": ""}
+        if motifs:
+            top = motifs[0]
+            own = matches[(matches.motif == top["name"]) & matches.match.astype(bool)] if len(matches) else matches
+            entry.update(ppm=top["ppm_ACGU"], consensus=top["consensus"], share=top["share"],
+                         match=", ".join(own.known.astype(str).unique()) if len(own) else "")
+        entries.append(entry)
+    return entries

@@ -201,7 +201,7 @@ def log_sweep(run_id: str, table: pd.DataFrame, figure) -> None:
 
 
 def log_leaderboard(table: pd.DataFrame, figure, pipeline_run_ids: list[str], notebook_path=None,
-                    run_name: str | None = None) -> str:
+                    run_name: str | None = None, motifs_figure=None) -> str:
     """A run of the `leaderboard` experiment, named `leaderboard-<YYYYmmdd-HHMMSS>` unless `run_name`
     is given: the data sets and pipeline run ids as params, `leaderboard_metrics` as metrics, the table
     (`leaderboard.csv`), the figure (`figures/leaderboard.png`), what was left out (`left_out.txt`) and
@@ -214,6 +214,8 @@ def log_leaderboard(table: pd.DataFrame, figure, pipeline_run_ids: list[str], no
         mlflow.log_metrics(leaderboard_metrics(table))
         log_frame(table, "leaderboard.csv")
         mlflow.log_figure(figure, "figures/leaderboard.png")
+        if motifs_figure is not None:
+            mlflow.log_figure(motifs_figure, "figures/top_motifs.png")
         if table.attrs.get("left_out"):
             mlflow.log_text("\n".join(table.attrs["left_out"]) + "\n", "left_out.txt")
         if notebook_path:
