@@ -45,6 +45,27 @@ def _predict(args) -> int:
     return 0
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse a port something already listens on (the server would log the error and exit 0), and
+    warn that a server bound beyond this machine has no authentication."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise RbpError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); stop what uses it "
+                       "or give another --port") from None
+    if host not in LOCAL_HOSTS:
+        print(f"warning: --host {host} lets other machines reach this server, and MLflow's server has no "
+              "authentication: whoever reaches the port can read, change and delete every run and model. Use "
+              "it on a trusted network only, or behind a proxy that authenticates.", file=sys.stderr, flush=True)
+
+
 def _ui(args) -> int:
     from rbp.tracking import artifact_root, tracking_uri
 
@@ -52,6 +73,7 @@ def _ui(args) -> int:
     if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
         print(f"MLFLOW_TRACKING_URI is a tracking server, which serves the UI: {uri}/#/experiments?{UI_VIEW}")
         return 0
+    _check_listen(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", args.host, "--port", str(args.port)]
     if artifact_root(uri):
@@ -74,6 +96,7 @@ def _server(args) -> int:
     if not artifacts:
         raise RbpError("--artifacts-destination: give where the server keeps artifacts (a folder or an object "
                        "store URI such as s3://bucket/path) for a store that is not the project's sqlite file")
+    _check_listen(args.host, args.port)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--serve-artifacts",
            "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
            "--workers", str(args.workers)]

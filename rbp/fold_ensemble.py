@@ -195,9 +195,12 @@ class FoldEnsemble:
             raise RbpError(f"{path}: not a readable rbp model ({type(exc).__name__}: {exc})") from None
 
     def with_k(self, k: int | None) -> FoldEnsemble:
-        """Refuse a k other than the one the model was trained with (the k-mer encoding is fixed)."""
-        if k is not None and k != self.k:
-            raise RbpError(f"k = {k} was given, but this model was trained on {self.k}-mers; leave k out")
+        """Refuse a k the model was not trained with (the k-mer encoding is fixed); a k-mer regression
+        takes any size it counts."""
+        sizes = getattr(self.family, "kmer_sizes", (self.k,))
+        if k is not None and k not in sizes:
+            trained = f"{sizes[0]}- to {sizes[-1]}-mers" if len(sizes) > 1 else f"{self.k}-mers"
+            raise RbpError(f"k = {k} was given, but this model was trained on {trained}; leave k out")
         return self
 
 

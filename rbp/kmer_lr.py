@@ -102,6 +102,7 @@ class KmerLRFamily:
     def __init__(self, params: KmerLRParams, k: int):
         self.params = params
         self.k = params.k_min  # the shortest k-mer it counts
+        self.kmer_sizes = tuple(range(params.k_min, params.k_max + 1))  # every size it counts
 
     def encode(self, sequences) -> dict[str, torch.Tensor]:
         spectrum = kmer_spectrum(list(sequences), self.params.k_min, self.params.k_max)

@@ -50,6 +50,25 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys are each given once: a key given twice (`folds: 2`, later `folds: 3`) is
+    an error naming both lines, not a silent win for the last."""
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: construct_mapping says so
+            break
+        if first != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice (first at line "
+                                                    f"{first + 1})", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def yaml_load(text: str):
     return yaml.load(text, Loader=_Loader)
 
@@ -260,7 +279,13 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise ParamsError(f"override {pair!r}: expected key=value, e.g. -p lstm.lr=0.001")
-        set_dotted(values, key.strip(), yaml_load(text) if text.strip() else None)
+        try:
+            value = yaml_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ParamsError(f"override {pair!r}: the value is not valid YAML ({problem}); write a list as "
+                              "[a, b], and quote text holding ':', '#', '[' or a tab") from None
+        set_dotted(values, key.strip(), value)
     return values
 
 

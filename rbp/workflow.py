@@ -35,11 +35,20 @@ def _write(path: str | Path, record: dict) -> None:
     partial.replace(path)
 
 
-def _read(path: str | Path) -> dict:
+RUN_KEYS = ("run_id", "run_name", "run_dir", "dataset", "params")  # what `open_run` writes
+
+
+def _read(path: str | Path, keys: tuple[str, ...] = ("run_id",)) -> dict:
+    """A job's JSON target, with the `keys` it must hold."""
     try:
-        return json.loads(Path(path).read_text())
+        record = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise RbpError(f"{path}: not a pipeline run written by `rbp workflow open` ({exc})") from None
+    missing = [key for key in keys if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise RbpError(f"{path}: not a pipeline run written by `rbp workflow open` (no {', '.join(missing)}); "
+                       "give the run.json that `rbp workflow open --out` wrote")
+    return record
 
 
 def collection_datasets(spec: dict, source: str = "workflow config") -> dict[str, dict]:
@@ -144,7 +153,7 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
              threads: int | None = None, echo=print) -> dict:
     """Execute one notebook of a workflow's pipeline run (`fold`: that fold of a model notebook only),
     unless MLflow holds its result already; `threads`: the job's CPU threads (its kernel's too)."""
-    record = _read(run_file)
+    record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     if notebook not in workflow_steps(params):
         raise RbpError(f"notebook: {notebook} is not a workflow step of pipeline run {record['run_name']} "
@@ -173,7 +182,7 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
 
 def close_run(run_file: str | Path, out: str | Path, echo=print) -> dict:
     """End a workflow's pipeline run FINISHED once its steps are; returns what the target records."""
-    record = _read(run_file)
+    record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     tracking.use_experiment(record["dataset"])
     client = tracking.client()
@@ -195,6 +204,8 @@ def leaderboard_job(entries: list[str], out: str | Path | None = None, output_di
     from rbp.leaderboard import EXPERIMENT
 
     runs = [_read(entry)["run_id"] if entry.endswith(".json") else entry for entry in entries]
+    tracking.connect()
+    runs = tracking.find_pipeline_runs(runs)  # an unknown run is refused before anything is made
     tracking.use_experiment(EXPERIMENT)
     run_dir = claim_run_dir(resolve(output_dir), new_run_name(EXPERIMENT))
     output = run_dir / "08_leaderboard.ipynb"

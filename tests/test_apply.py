@@ -266,3 +266,12 @@ def test_several_models_score_one_fasta_side_by_side(tmp_path):
     assert not list(tmp_path.glob(".out.partial-*"))
     with pytest.raises(RbpError, match="already exists"):
         apply_models(list(models.values()), fasta, tmp_path / "out", load=lambda model, device: (model, "memory"))
+
+
+def test_k_is_checked_against_every_size_a_kmer_regression_counts():
+    model = _untrained("kmer_lr", 0)  # 2- and 3-mers
+    assert model.with_k(2) is model and model.with_k(3) is model and model.with_k(None) is model
+    with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on 2- to 3-mers; leave k out"):
+        model.with_k(4)
+    with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on 1-mers"):  # nucleotides
+        _untrained("cnn", 0).with_k(4)

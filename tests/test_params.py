@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rbp.params import Params, ParamsError, flatten, load_params, parse_overrides, read_yaml
@@ -181,3 +183,27 @@ def test_the_ensemble_comes_after_the_models_it_averages():
     best = load_params(ROOT / "params" / "best.yaml")
     assert best.ensemble.members == ["lstm", "cnn"] and best.notebooks.index("03_ensemble_cv") > 2
     assert best.lstm.mask_fraction == 0.3 and best.cnn.mask_fraction == 0.2
+
+
+@pytest.mark.parametrize("override, shown", [
+    ("notebooks=[01_preprocess,", "override 'notebooks=[01_preprocess,': the value is not valid YAML"),
+    ("seed=!!python/object/apply:os.system ['echo hi']", "the value is not valid YAML (could not determine a "
+                                                          "constructor"),
+    ("dataset=a\tb: c", "the value is not valid YAML"),
+])
+def test_a_malformed_yaml_override_is_one_message_naming_it(override, shown):
+    with pytest.raises(ParamsError, match=re.escape(shown)):
+        load_params(overrides=[override])
+
+
+def test_a_key_given_twice_in_a_params_file_is_refused_by_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("folds: 2\nseed: 1\nfolds: 3\n")
+    with pytest.raises(ParamsError, match=re.escape(f"{path}, line 3: not valid YAML (the key 'folds' is given "
+                                                    "twice (first at line 1))")):
+        load_params(path)
+    path.write_text("cnn:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ParamsError, match="line 3: .*the key 'lr' is given twice"):
+        load_params(path)
+    path.write_text("cnn: {lr: 0.1}\nlstm: {lr: 0.1}\n")  # the same key in two sections is fine
+    assert load_params(path).lstm.lr == 0.1

@@ -6,6 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rbp import tracking
+from rbp.cli import main
 from tests.conftest import ROOT
 
 CREATE = "from rbp.tracking import use_experiment; print(use_experiment('pum2'))"
@@ -126,3 +127,28 @@ def test_ctrl_c_during_a_fold_ends_every_run_killed_with_one_line(mlflow_store, 
     statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment.experiment_id])}
     assert statuses.pop("preprocess") == "FINISHED"
     assert set(statuses.values()) == {"KILLED"} and {"lstm_cv", "fold-1"} <= set(statuses), statuses
+
+
+def test_a_server_on_a_port_in_use_is_refused_and_one_open_to_all_is_warned_about(capsys):
+    import socket
+
+    from rbp.cli import _check_listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["server", "--port", str(port)]) == 2
+        assert main(["ui", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in err and "give another --port" in err
+    _check_listen("0.0.0.0", 0)  # a free port: no error, a warning
+    assert "has no authentication" in capsys.readouterr().err
+    _check_listen("127.0.0.1", 0)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_leaderboard_of_an_unknown_run_is_refused_before_anything_is_made(mlflow_store, tmp_path, capsys):
+    assert main(["leaderboard", "no-such-run", "--output-dir", str(tmp_path / "out")]) == 2
+    assert "'no-such-run' is neither the id nor the name of a pipeline run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -286,3 +286,15 @@ def test_the_benchmark_workflow_interprets_each_set_after_comparing_it():
     assert params.folds == 0 and params.ambiguous == "keep"  # a fixed test set, scored whole
     snakefile = (ROOT / "workflow" / "Snakefile").read_text()
     assert 'for step in ("04_compare", "07_interpret") if step in PARAMS[w.dataset].notebooks' in snakefile
+
+
+def test_a_step_given_a_json_file_that_is_not_an_open_run_is_refused(tmp_path, capsys):
+    from rbp.cli import main
+
+    target = tmp_path / "run.json"
+    target.write_text(json.dumps({"run_id": "abc"}))
+    assert main(["workflow", "step", str(target), "--notebook", "03_cnn_cv", "--out", str(tmp_path / "o.json")]) == 2
+    assert "(no run_name, run_dir, dataset, params); give the run.json that `rbp workflow open --out` wrote" in \
+        capsys.readouterr().err
+    assert main(["workflow", "close", str(target), "--out", str(tmp_path / "o.json")]) == 2
+    assert not (tmp_path / "o.json").exists()
