@@ -233,8 +233,8 @@ def test_a_workflow_step_names_what_it_cannot_do(tmp_path):
               "params": yaml.safe_load(SMOKE.read_text())}
     run_file = tmp_path / "run.json"
     run_file.write_text(json.dumps(record))
-    with pytest.raises(RbpError, match="07_interpret is not a workflow step"):
-        workflow.run_step(run_file, "07_interpret", tmp_path / "out.json")
+    with pytest.raises(RbpError, match="06_predict is not a workflow step"):
+        workflow.run_step(run_file, "06_predict", tmp_path / "out.json")
     with pytest.raises(RbpError, match="04_compare is not a model notebook"):
         workflow.run_step(run_file, "04_compare", tmp_path / "out.json", fold=1)
     with pytest.raises(RbpError, match="not a pipeline run written by `rbp workflow open`"):
