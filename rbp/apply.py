@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rbp.errors import RbpError
-from rbp.fasta import read_fasta
+from rbp.fasta import AMBIGUOUS, read_fasta
 from rbp.fold_ensemble import MANIFEST, FoldEnsemble
 from rbp.motifs import motif_regex
 from rbp.scan import Site, bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
@@ -63,8 +63,16 @@ class PredictResult:
             calls = ", ".join(f"{label} {n}" for label, n in s["sites"].items())
             return (f"{s['sequences']} sequences scored by {len(s['models'])} models (sites called: {calls}) "
                     f"in {s['seconds']:.1f} s: {self.out}")
-        return (f"{s['sequences']} sequences, {s['windows']} windows, {s['sites']} sites called "
+        text = (f"{s['sequences']} sequences, {s['windows']} windows, {s['sites']} sites called "
                 f"(threshold {s['threshold']:.3f}) in {s['seconds']:.1f} s: {self.out}")
+        if s.get("skipped_ambiguous"):
+            text += (f"\n{s['skipped_ambiguous']} sequences holding N or another ambiguity code were skipped, as the "
+                     "model was trained (ambiguous: skip; listed in skipped_ambiguous.txt; --ambiguous keep scores "
+                     "them)")
+        if s.get("scored_ambiguous"):
+            text += (f"\n{s['scored_ambiguous']} sequences hold N or another ambiguity code: scored with those "
+                     "positions unknown (ambiguous: keep)")
+        return text
 
 
 def load_model(model, device: str = "auto") -> tuple[FoldEnsemble, str]:
@@ -132,13 +140,41 @@ def scanned(window: int, sequence_id: str, sequence: str, starts: np.ndarray, sc
     return Scan(sequence_id, length, starts, scores, track, sites, hits)
 
 
+def ambiguous_policy(predictor: FoldEnsemble, given: str | None = None) -> str:
+    """What happens to a sequence holding N or another ambiguity code: `given`, else the policy the
+    model was trained under (`ambiguous` of its params: skip, keep or error), else keep."""
+    if given is not None:
+        if given not in ("skip", "keep", "error"):
+            raise RbpError(f"ambiguous: {given!r} is not one of skip, keep, error")
+        return given
+    return getattr(predictor.params, "ambiguous", None) or "keep"
+
+
+def read_for(predictor: FoldEnsemble, fasta: str | Path, ambiguous: str | None = None):
+    """The records to score under the model's ambiguity policy, and the ids it skipped."""
+    policy = ambiguous_policy(predictor, ambiguous)
+    try:
+        fasta_file = read_fasta(fasta, ambiguous=policy)
+    except RbpError as exc:
+        if policy == "error" and "ambiguous bases" in str(exc):
+            raise RbpError(f"{exc}; the model was trained with ambiguous: error (--ambiguous skip or keep "
+                           "scores the file)" if ambiguous is None else str(exc)) from None
+        raise
+    if not fasta_file.records:
+        raise RbpError(f"{fasta}: every sequence holds N or another ambiguity code, and ambiguous is skip: "
+                       "nothing to score (--ambiguous keep scores them, their unknown positions as such)")
+    return fasta_file.records, fasta_file.skipped, policy
+
+
 def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
             threshold: float | None = None, motif: str | None = None, k: int | None = None,
             figures: int = 10, device: str = "auto", progress: bool = True, explain: bool = False,
-            load=load_model) -> PredictResult:
+            load=load_model, ambiguous: str | None = None) -> PredictResult:
     """Score `fasta` with `model` into the folder `out` (see the module's docstring). `load` turns
     `model` into a FoldEnsemble: `load_model` here (a FoldEnsemble or a local folder), or
-    `rbp.tracking.load_model`, which also resolves model URIs and registered names."""
+    `rbp.tracking.load_model`, which also resolves model URIs and registered names. A sequence with N
+    or another ambiguity code follows `ambiguous` (skip, keep or error), by default the model's own
+    training policy; the summary counts those skipped and those scored."""
     start_time = time.perf_counter()
     if threshold is not None and not 0 <= threshold <= 1:
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
@@ -147,9 +183,10 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
     out = Path(out) if out else default_out()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RbpError(f"{out}: already exists; give another --out or remove it")
-    records = read_fasta(fasta, ambiguous="keep").records
+    read_fasta(fasta, ambiguous="keep")  # a malformed file is refused before a model is loaded
     predictor, uri = load(model, device)
     predictor.with_k(k)
+    records, skipped, policy = read_for(predictor, fasta, ambiguous)
     check_stride(predictor.window, stride)  # before any work
     short = [r for r in records if len(r.sequence) < predictor.k]
     if short:
@@ -162,7 +199,11 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
     (partial / "figures").mkdir(parents=True)
     try:
         result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress, explain)
-        result.summary.update(fasta=str(Path(fasta).resolve()), seconds=round(time.perf_counter() - start_time, 2))
+        result.summary.update(fasta=str(Path(fasta).resolve()), ambiguous=policy, skipped_ambiguous=len(skipped),
+                              scored_ambiguous=sum(1 for r in records if AMBIGUOUS.intersection(r.sequence)),
+                              seconds=round(time.perf_counter() - start_time, 2))
+        if skipped:
+            (partial / "skipped_ambiguous.txt").write_text("".join(f"{rid}\n" for rid in skipped))
         (partial / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
@@ -189,7 +230,8 @@ def model_labels(predictors: dict[str, FoldEnsemble]) -> dict[str, str]:
 
 def apply_models(models: list, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
                  threshold: float | None = None, motif: str | None = None, k: int | None = None,
-                 figures: int = 10, device: str = "auto", progress: bool = True, load=load_model) -> PredictResult:
+                 figures: int = 10, device: str = "auto", progress: bool = True, load=load_model,
+                 ambiguous: str | None = None) -> PredictResult:
     """Score `fasta` with several models at once (one per protein, say): each model's usual results in
     `<out>/<label>/` (see `apply_model`), and at the top `scores.tsv` with a column per model (its best
     window's probability; `<label>_call` and `<label>_sites` beside), `sites.tsv` of every model's sites
@@ -220,13 +262,16 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         results = {}
         for given, (predictor, _) in loaded.items():
             results[labels[given]] = apply_model(predictor, fasta, partial / _safe(labels[given]), stride, threshold,
-                                                 motif, k, 0, device, progress)
+                                                 motif, k, 0, device, progress, ambiguous=ambiguous)
         wide, sites = None, []
         for label, result in results.items():
             part = result.scores[["sequence_id", "length", "probability", "call", "sites"]].rename(
                 columns={"probability": label, "call": f"{label}_call", "sites": f"{label}_sites"})
-            wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="left", validate="1:1")
+            wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="outer", sort=False,
+                                                        validate="1:1")  # models may skip different sequences
             sites.append(result.sites.assign(model=label))
+        order = {r.id: i for i, r in enumerate(read_fasta(fasta, ambiguous="keep").records)}
+        wide = wide.sort_values("sequence_id", key=lambda ids: ids.map(order), ignore_index=True)  # the file's order
         wide.to_csv(partial / "scores.tsv", sep="\t", index=False)
         pd.concat(sites, ignore_index=True).to_csv(partial / "sites.tsv", sep="\t", index=False)
         window = min(p.window for p, _ in loaded.values())

@@ -36,11 +36,12 @@ def _predict(args) -> int:
         if args.explain:
             raise RbpError("--explain: with several models, explain one model at a time")
         result = apply_models(models, args.fasta, args.out, stride=args.stride, threshold=args.threshold,
-                              motif=args.motif, k=args.k, figures=args.figures, device=args.device, load=load_model)
+                              motif=args.motif, k=args.k, figures=args.figures, device=args.device, load=load_model,
+                              ambiguous=args.ambiguous)
     else:
         result = apply_model(models[0], args.fasta, args.out, stride=args.stride, threshold=args.threshold,
                              motif=args.motif, k=args.k, figures=args.figures, device=args.device,
-                             explain=args.explain, load=load_model)
+                             explain=args.explain, load=load_model, ambiguous=args.ambiguous)
     print(result)
     return 0
 
@@ -206,6 +207,9 @@ def _add_predict(sub) -> None:
     predict.add_argument("--explain", action="store_true",
                          help="add an attribution track to each profile figure: in-silico mutagenesis of the "
                               "window around each called site's summit")
+    predict.add_argument("--ambiguous", choices=["skip", "keep", "error"],
+                         help="sequences holding N or another ambiguity code: skip them, keep them (those positions "
+                              "unknown) or refuse the file (default: as the model was trained)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.set_defaults(func=_predict)
 

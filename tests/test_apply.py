@@ -275,3 +275,30 @@ def test_k_is_checked_against_every_size_a_kmer_regression_counts():
         model.with_k(4)
     with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on 1-mers"):  # nucleotides
         _untrained("cnn", 0).with_k(4)
+
+
+def test_sequences_with_n_follow_the_models_training_policy_and_are_counted(model_dir, tmp_path, capsys):
+    """The model was trained with `ambiguous: skip`: predict skips such sequences, says how many and
+    lists them; --ambiguous keep scores them and says so; error refuses the file by line."""
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">clean\n" + "ACGU" * 20 + "A\n>one_n\n" + "ACGN" * 20 + "A\n>all_n\n" + "N" * 81 + "\n")
+    assert FoldEnsemble.load(model_dir).params.ambiguous == "skip"
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "a")]) == 0
+    said = capsys.readouterr().out
+    assert "2 sequences holding N or another ambiguity code were skipped, as the model was trained" in said
+    assert pd.read_csv(tmp_path / "a" / "scores.tsv", sep="\t").sequence_id.tolist() == ["clean"]
+    assert (tmp_path / "a" / "skipped_ambiguous.txt").read_text() == "one_n\nall_n\n"
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["skipped_ambiguous"] == 2
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "b"),
+                 "--ambiguous", "keep"]) == 0
+    assert "2 sequences hold N or another ambiguity code: scored with those positions unknown" in \
+        capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "b" / "scores.tsv", sep="\t")) == 3
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "c"),
+                 "--ambiguous", "error"]) == 2
+    assert "in.fa, line 3: record 'one_n' holds ambiguous bases (N)" in capsys.readouterr().err
+    only_n = tmp_path / "n.fa"
+    only_n.write_text(">all_n\n" + "N" * 81 + "\n")
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(only_n), "--out", str(tmp_path / "d")]) == 2
+    assert "every sequence holds N or another ambiguity code, and ambiguous is skip" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
