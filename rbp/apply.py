@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rbp.config import check_writable
 from rbp.errors import RbpError
 from rbp.fasta import AMBIGUOUS, read_fasta
 from rbp.fold_ensemble import MANIFEST, FoldEnsemble
@@ -194,10 +195,12 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
                        f"model's k = {predictor.k}: it has no k-mer to score")
     threshold = predictor.threshold if threshold is None else float(threshold)
 
+    clean_partials(out)
+    check_writable(out.parent, "--out")
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    (partial / "figures").mkdir(parents=True)
     try:
+        (partial / "figures").mkdir(parents=True)
         result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress, explain)
         result.summary.update(fasta=str(Path(fasta).resolve()), ambiguous=policy, skipped_ambiguous=len(skipped),
                               scored_ambiguous=sum(1 for r in records if AMBIGUOUS.intersection(r.sequence)),
@@ -209,6 +212,9 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(partial, out)
+    except OSError as exc:  # a full disk, a folder that went read-only: one message, nothing left
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RbpError(write_failure(out, exc)) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -226,6 +232,26 @@ def model_labels(predictors: dict[str, FoldEnsemble]) -> dict[str, str]:
     if len(set(labels.values())) < len(labels):  # the same model given twice
         return {given: given for given in predictors}
     return labels
+
+
+def write_failure(out: Path, exc: OSError) -> str:
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return (f"{out}: the results could not be written: {exc.strerror or exc}{where}; nothing was left behind. "
+            "Free some space, or give --out a folder you can write to")
+
+
+def clean_partials(out: Path) -> None:
+    """Remove what killed runs into `out` left behind: `.<name>.partial-<pid>` folders whose process is gone."""
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its process died (kill -9): nothing will finish it
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            continue
 
 
 def apply_models(models: list, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
@@ -255,10 +281,12 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         loaded[str(model)] = (predictor.with_k(k), uri)
         check_stride(predictor.window, stride)
     labels = model_labels({given: predictor for given, (predictor, _) in loaded.items()})
+    clean_partials(out)
+    check_writable(out.parent, "--out")
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    (partial / "figures").mkdir(parents=True)
     try:
+        (partial / "figures").mkdir(parents=True)
         results = {}
         for given, (predictor, _) in loaded.items():
             results[labels[given]] = apply_model(predictor, fasta, partial / _safe(labels[given]), stride, threshold,
@@ -298,6 +326,9 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         if out.exists():
             out.rmdir()
         os.replace(partial, out)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RbpError(write_failure(out, exc)) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

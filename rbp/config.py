@@ -40,6 +40,30 @@ def new_run_name(dataset: str, step: str | None = None) -> str:
     return f"{stamp}-{step}" if step else stamp
 
 
+def check_writable(folder: Path, key: str) -> None:
+    """Refuse a folder that cannot be written (no permission, a read-only mount, an immutable folder),
+    naming `key`, by trying to make a folder in it; what the check made is removed again."""
+    import os
+    import tempfile
+
+    from rbp.errors import RbpError
+
+    folder = Path(folder)
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".rbp-write-check-", dir=folder))
+    except OSError as exc:
+        raise RbpError(f"{key}: {folder} cannot be written ({exc.strerror or exc}); give a folder you can write "
+                       "to") from None
+    finally:
+        for made in missing:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                pass
+
+
 def claim_run_dir(folder: Path, name: str) -> Path:
     """Create `folder/name`, or `name-2`, `name-3`, ... when a run started in the same second owns
     it; mkdir is atomic, so two pipelines never share an output folder."""

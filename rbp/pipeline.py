@@ -21,7 +21,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from rbp import progress, tracking
-from rbp.config import project_root, resolve
+from rbp.config import check_writable, project_root, resolve
 from rbp.data import DataError, apply_window, load_dataset, make_folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
@@ -42,6 +42,7 @@ def check_inputs(params: Params):
     """Read the data, make the folds in memory and check a DNABERT checkpoint, so that bad input
     stops the run before anything is written."""
     resolve_device(params.device)  # cuda asked for on a machine without it
+    check_writable(resolve(params.output_dir), "output_dir")
     with tempfile.TemporaryDirectory() as tmp:
         data = load_dataset(params, tmp)
     for length in [params.length, *params.sweep.lengths]:

@@ -302,3 +302,42 @@ def test_sequences_with_n_follow_the_models_training_policy_and_are_counted(mode
     assert main(["predict", "--model", str(model_dir), "--fasta", str(only_n), "--out", str(tmp_path / "d")]) == 2
     assert "every sequence holds N or another ambiguity code, and ambiguous is skip" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_what_a_killed_predict_left_is_cleaned_and_a_failed_write_is_one_message(model_dir, tmp_path, monkeypatch,
+                                                                                    capsys):
+    import subprocess
+
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\n" + "ACGU" * 20 + "A\n")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f".out.partial-{dead.pid}"  # what `kill -9` of a run into tmp_path/out left behind
+    (left / "figures").mkdir(parents=True)
+    apply_model(model_dir, fasta, tmp_path / "out", progress=False)
+    assert not left.exists() and (tmp_path / "out" / "scores.tsv").is_file()
+
+    import rbp.apply
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / ".x" / "windows.tsv"))
+
+    monkeypatch.setattr(rbp.apply, "_write", full)
+    assert main(["predict", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "full")]) == 2
+    err = capsys.readouterr().err
+    assert "full: the results could not be written: No space left on device" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "out"]
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path):
+    from rbp.config import check_writable
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(RbpError, match=r"output_dir: .*file/runs cannot be written \(Not a directory\)"):
+        check_writable(blocked / "runs", "output_dir")
+    check_writable(tmp_path / "new" / "deeper", "output_dir")
+    assert not (tmp_path / "new").exists()  # the check leaves nothing behind
+    from rbp.cli import main as cli
+
+    assert cli(["run", "-p", f"output_dir={blocked}/runs", "-p", "notebooks=[01_preprocess]"]) == 2
