@@ -102,6 +102,7 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 def _progress(output: Path, echo):
     """While a notebook runs, its CV loop writes progress to a file that is echoed here."""
     path = output.with_name(f".{output.stem}.progress.jsonl")
+    path.unlink(missing_ok=True)  # a killed run's lines are not this run's: never replayed
     previous = os.environ.get(progress.ENV)
     os.environ[progress.ENV] = str(path)
     try:

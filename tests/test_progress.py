@@ -40,3 +40,16 @@ def test_describe_an_epoch():
     event = {"event": "epoch", "model": "DNABERT (scratch)", "fold": 3, "folds": 5, "epoch": 2, "max_epochs": 5,
              "val_auc": 0.8766, "seconds": 11.2}
     assert describe(event) == "DNABERT (scratch) fold 3/5, epoch 2/5: validation AUC 0.877 (11 s)"
+
+
+def test_a_killed_runs_progress_lines_are_not_replayed(tmp_path):
+    """`kill -9` leaves a step's progress file behind; the step run again (`--resume`) starts a new one."""
+    from rbp.pipeline import _progress
+    from rbp.progress import ProgressFile
+
+    output = tmp_path / "03_lstm_cv.ipynb"
+    ProgressFile(output.with_name(".03_lstm_cv.progress.jsonl"), "LSTM", 2, 3).fold_started(1)  # the killed run's
+    heard = []
+    with _progress(output, heard.append):
+        ProgressFile(output.with_name(".03_lstm_cv.progress.jsonl"), "LSTM", 2, 3).fold_started(2)
+    assert heard == ["    LSTM fold 2/2: training"]
