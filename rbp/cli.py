@@ -31,7 +31,7 @@ def _predict(args) -> int:
     from rbp.apply import apply_model, apply_models
     from rbp.tracking import expand_models, load_model
 
-    models = expand_models(args.model)
+    models = list(dict.fromkeys(expand_models(args.model)))  # a model given twice scores once
     if len(models) > 1:
         if args.explain:
             raise RbpError("--explain: with several models, explain one model at a time")

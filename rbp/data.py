@@ -100,6 +100,9 @@ def load_labelled(positives: str | Path | None = None, negatives: str | Path | N
                 raise DataError(f"id '{rid}' stands in both {origin[rid]} and {path}"
                                 + (": a test sequence may not be trained on" if name == "test_set" else ""))
             origin[rid] = path
+        if name == "test_set" and min(sources[name]["positives"], sources[name]["negatives"]) < 2:
+            raise DataError(f"{sources[name]['path']}: the test set holds {sources[name]['positives']} positives and "
+                            f"{sources[name]['negatives']} negatives; each class needs at least 2 to be scored")
         if test_set is not None:
             frame["fixed_test"] = name == "test_set"
         frames.append(frame)

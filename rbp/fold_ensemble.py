@@ -199,7 +199,8 @@ class FoldEnsemble:
         takes any size it counts."""
         sizes = getattr(self.family, "kmer_sizes", (self.k,))
         if k is not None and k not in sizes:
-            trained = f"{sizes[0]}- to {sizes[-1]}-mers" if len(sizes) > 1 else f"{self.k}-mers"
+            trained = (f"{sizes[0]}- to {sizes[-1]}-mers" if len(sizes) > 1 else
+                       "single nucleotides (one-hot), not k-mers" if self.k == 1 else f"{self.k}-mers")
             raise RbpError(f"k = {k} was given, but this model was trained on {trained}; leave k out")
         return self
 

@@ -273,7 +273,7 @@ def test_k_is_checked_against_every_size_a_kmer_regression_counts():
     assert model.with_k(2) is model and model.with_k(3) is model and model.with_k(None) is model
     with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on 2- to 3-mers; leave k out"):
         model.with_k(4)
-    with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on 1-mers"):  # nucleotides
+    with pytest.raises(RbpError, match="k = 4 was given, but this model was trained on single nucleotides"):
         _untrained("cnn", 0).with_k(4)
 
 

@@ -263,10 +263,13 @@ def test_a_labelled_file_of_one_class_is_refused(tmp_path, which):
 
 
 def test_a_test_set_too_small_to_score_is_refused(tmp_path):
-    data = load_labelled(labelled=_labelled(tmp_path / "a.fa", _rows(10, 10), "a"),
-                         test_set=_labelled(tmp_path / "b.fa", _rows(1, 5), "b"))
-    with pytest.raises(DataError, match="the test set holds 1 positives and 5 negatives"):
-        make_folds(data.table.label, 0, seed=0, val_fraction=0.2, fixed_test=data.fixed_test)
+    with pytest.raises(DataError, match=r"b\.fa: the test set holds 1 positives and 5 negatives; each class needs at "
+                                        "least 2 to be scored"):
+        load_labelled(labelled=_labelled(tmp_path / "a.fa", _rows(10, 10), "a"),
+                      test_set=_labelled(tmp_path / "b.fa", _rows(1, 5), "b"))
+    with pytest.raises(DataError, match="the test set holds 1 positives and 5 negatives"):  # folds made directly
+        make_folds(np.array([1] * 10 + [0] * 10 + [1] + [0] * 5), 0, seed=0, val_fraction=0.2,
+                   fixed_test=np.arange(26) >= 20)
 
 
 def test_params_name_a_labelled_file_and_a_fixed_test_set(tmp_path):
