@@ -241,8 +241,10 @@ def write_failure(out: Path, exc: OSError) -> str:
 
 
 def clean_partials(out: Path) -> None:
-    """Remove what killed runs into `out` left behind: `.<name>.partial-<pid>` folders whose process is gone."""
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
+    """Remove what killed runs left beside `out`: `.<name>.partial-<pid>` folders whose process is gone."""
+    if not out.parent.is_dir():
+        return
+    for stale in out.parent.glob(".*.partial-*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -312,10 +313,14 @@ def test_what_a_killed_predict_left_is_cleaned_and_a_failed_write_is_one_message
     fasta.write_text(">a\n" + "ACGU" * 20 + "A\n")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    left = tmp_path / f".out.partial-{dead.pid}"  # what `kill -9` of a run into tmp_path/out left behind
+    left = tmp_path / f".earlier.partial-{dead.pid}"  # what `kill -9` of a run into tmp_path/earlier left
     (left / "figures").mkdir(parents=True)
+    alive = tmp_path / f".running.partial-{os.getppid()}"  # a live process's: kept
+    alive.mkdir()
     apply_model(model_dir, fasta, tmp_path / "out", progress=False)
     assert not left.exists() and (tmp_path / "out" / "scores.tsv").is_file()
+    assert alive.is_dir()
+    alive.rmdir()
 
     import rbp.apply
 
