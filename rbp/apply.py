@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -195,12 +196,7 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
                        f"model's k = {predictor.k}: it has no k-mer to score")
     threshold = predictor.threshold if threshold is None else float(threshold)
 
-    clean_partials(out)
-    check_writable(out.parent, "--out")
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        (partial / "figures").mkdir(parents=True)
+    with output_folder(out) as partial:
         result = _write(predictor, uri, records, partial, stride, threshold, motif, figures, progress, explain)
         result.summary.update(fasta=str(Path(fasta).resolve()), ambiguous=policy, skipped_ambiguous=len(skipped),
                               scored_ambiguous=sum(1 for r in records if AMBIGUOUS.intersection(r.sequence)),
@@ -208,16 +204,6 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
         if skipped:
             (partial / "skipped_ambiguous.txt").write_text("".join(f"{rid}\n" for rid in skipped))
         (partial / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(partial, out)
-    except OSError as exc:  # a full disk, a folder that went read-only: one message, nothing left
-        shutil.rmtree(partial, ignore_errors=True)
-        raise RbpError(write_failure(out, exc)) from None
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     result.out = out
     return result
 
@@ -232,6 +218,30 @@ def model_labels(predictors: dict[str, FoldEnsemble]) -> dict[str, str]:
     if len(set(labels.values())) < len(labels):  # the same model given twice
         return {given: given for given in predictors}
     return labels
+
+
+@contextmanager
+def output_folder(out: Path):
+    """A new results folder, whole or not at all: what is written into the yielded folder (a hidden
+    `.<name>.partial-<pid>` beside `out`, with `figures/`) becomes `out` when the block ends, and is
+    removed when it fails. Folders that killed runs left beside it go first; a folder that cannot be
+    written, or a write that fails (a full disk), is one RbpError."""
+    clean_partials(out)
+    check_writable(out.parent, "--out")
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        (partial / "figures").mkdir(parents=True)
+        yield partial
+        if out.exists():
+            out.rmdir()  # empty (checked before any work)
+        os.replace(partial, out)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RbpError(write_failure(out, exc)) from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def write_failure(out: Path, exc: OSError) -> str:
@@ -283,12 +293,7 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         loaded[str(model)] = (predictor.with_k(k), uri)
         check_stride(predictor.window, stride)
     labels = model_labels({given: predictor for given, (predictor, _) in loaded.items()})
-    clean_partials(out)
-    check_writable(out.parent, "--out")
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        (partial / "figures").mkdir(parents=True)
+    with output_folder(out) as partial:
         results = {}
         for given, (predictor, _) in loaded.items():
             results[labels[given]] = apply_model(predictor, fasta, partial / _safe(labels[given]), stride, threshold,
@@ -324,16 +329,6 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
                    "positive_calls": {label: int(result.scores.call.sum()) for label, result in results.items()},
                    "figures": len(top), "seconds": round(time.perf_counter() - start_time, 2)}
         (partial / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(partial, out)
-    except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise RbpError(write_failure(out, exc)) from None
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return PredictResult(out, wide, pd.concat(sites, ignore_index=True), summary, [])
 
 
