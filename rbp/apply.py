@@ -34,7 +34,7 @@ import pandas as pd
 
 from rbp.config import check_writable
 from rbp.errors import RbpError
-from rbp.fasta import AMBIGUOUS, read_fasta
+from rbp.fasta import AMBIGUOUS, AMBIGUOUS_POLICIES, read_fasta
 from rbp.fold_ensemble import MANIFEST, FoldEnsemble
 from rbp.motifs import motif_regex
 from rbp.scan import Site, bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
@@ -146,26 +146,25 @@ def ambiguous_policy(predictor: FoldEnsemble, given: str | None = None) -> str:
     """What happens to a sequence holding N or another ambiguity code: `given`, else the policy the
     model was trained under (`ambiguous` of its params: skip, keep or error), else keep."""
     if given is not None:
-        if given not in ("skip", "keep", "error"):
-            raise RbpError(f"ambiguous: {given!r} is not one of skip, keep, error")
+        if given not in AMBIGUOUS_POLICIES:
+            raise RbpError(f"ambiguous: {given!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}")
         return given
     return getattr(predictor.params, "ambiguous", None) or "keep"
 
 
-def read_for(predictor: FoldEnsemble, fasta: str | Path, ambiguous: str | None = None):
-    """The records to score under the model's ambiguity policy, and the ids it skipped."""
-    policy = ambiguous_policy(predictor, ambiguous)
-    try:
-        fasta_file = read_fasta(fasta, ambiguous=policy)
-    except RbpError as exc:
-        if policy == "error" and "ambiguous bases" in str(exc):
-            raise RbpError(f"{exc}; the model was trained with ambiguous: error (--ambiguous skip or keep "
-                           "scores the file)" if ambiguous is None else str(exc)) from None
-        raise
-    if not fasta_file.records:
+def apply_policy(records: list, policy: str, fasta: str | Path) -> tuple[list, list[str]]:
+    """The records to score under an ambiguity policy, and the ids it skipped; read once (with
+    `keep`), the file is read again only to name the line `error` refuses."""
+    ambiguous = [r.id for r in records if AMBIGUOUS.intersection(r.sequence)]
+    if not ambiguous or policy == "keep":
+        return records, []
+    if policy == "error":
+        read_fasta(fasta, ambiguous="error")  # raises, naming the file, line and record
+    if len(ambiguous) == len(records):
         raise RbpError(f"{fasta}: every sequence holds N or another ambiguity code, and ambiguous is skip: "
                        "nothing to score (--ambiguous keep scores them, their unknown positions as such)")
-    return fasta_file.records, fasta_file.skipped, policy
+    dropped = set(ambiguous)
+    return [r for r in records if r.id not in dropped], ambiguous
 
 
 def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride: int = 1,
@@ -185,10 +184,11 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
     out = Path(out) if out else default_out()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RbpError(f"{out}: already exists; give another --out or remove it")
-    read_fasta(fasta, ambiguous="keep")  # a malformed file is refused before a model is loaded
+    records = read_fasta(fasta, ambiguous="keep").records  # a malformed file is refused before a model loads
     predictor, uri = load(model, device)
     predictor.with_k(k)
-    records, skipped, policy = read_for(predictor, fasta, ambiguous)
+    policy = ambiguous_policy(predictor, ambiguous)
+    records, skipped = apply_policy(records, policy, fasta)
     check_stride(predictor.window, stride)  # before any work
     short = [r for r in records if len(r.sequence) < predictor.k]
     if short:
@@ -305,7 +305,8 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
             wide = part if wide is None else wide.merge(part, on=["sequence_id", "length"], how="outer", sort=False,
                                                         validate="1:1")  # models may skip different sequences
             sites.append(result.sites.assign(model=label))
-        order = {r.id: i for i, r in enumerate(read_fasta(fasta, ambiguous="keep").records)}
+        every = read_fasta(fasta, ambiguous="keep").records  # once, for the file's order and the figures
+        order = {r.id: i for i, r in enumerate(every)}
         wide = wide.sort_values("sequence_id", key=lambda ids: ids.map(order), ignore_index=True)  # the file's order
         wide.to_csv(partial / "scores.tsv", sep="\t", index=False)
         pd.concat(sites, ignore_index=True).to_csv(partial / "sites.tsv", sep="\t", index=False)
@@ -313,7 +314,7 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         long = wide[wide.length > window]
         top = long.assign(best=long[list(results)].max(axis=1)).nlargest(figures, "best") if figures else long[:0]
         drawn = set(top.sequence_id)
-        records = {r.id: r.sequence for r in read_fasta(fasta, ambiguous="keep").records if r.id in drawn}
+        records = {r.id: r.sequence for r in every if r.id in drawn}
         for sequence_id in top.sequence_id:
             tracks = {}
             for given, (predictor, _) in loaded.items():
