@@ -209,12 +209,12 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
 
 
 def model_labels(predictors: dict[str, FoldEnsemble]) -> dict[str, str]:
-    """A column name per model: its data set (the protein), with the family where one data set gives
-    two models, or the name it was given where its data set is unknown."""
+    """A column name per model: its data set (the protein), with the family (and DNABERT's pretrained or
+    scratch) where one data set gives two models, or the name it was given where its data set is unknown."""
     names = {given: p.info.get("dataset") or given for given, p in predictors.items()}
     twice = {name for name in names.values() if list(names.values()).count(name) > 1}
-    labels = {given: f"{name} {p.label}" if name in twice else name
-              for (given, p), name in zip(predictors.items(), names.values(), strict=True)}
+    labels = {given: f"{name} {p.label}" + (f" ({p.info['init']})" if p.info.get("init") else "") if name in twice
+              else name for (given, p), name in zip(predictors.items(), names.values(), strict=True)}
     if len(set(labels.values())) < len(labels):  # the same model given twice
         return {given: given for given in predictors}
     return labels

@@ -1,5 +1,5 @@
 """`rbp` on the command line: `rbp run` drives the pipeline, `rbp predict` applies a trained model,
-`rbp ui` opens the MLflow UI."""
+`rbp variants` scores variant effects, `rbp ui` opens the MLflow UI."""
 
 from __future__ import annotations
 
@@ -43,6 +43,24 @@ def _predict(args) -> int:
                              motif=args.motif, k=args.k, figures=args.figures, device=args.device,
                              explain=args.explain, load=load_model, ambiguous=args.ambiguous)
     print(result)
+    return 0
+
+
+def _variants(args) -> int:
+    from rbp.tracking import expand_models, load_model
+    from rbp.variants import experiment_of, score_variants
+
+    models = list(dict.fromkeys(expand_models(args.model)))
+    result = score_variants(models, args.fasta, args.variants, args.out, threshold=args.threshold,
+                            figures=args.figures, device=args.device, load=load_model)
+    print(result)
+    if not args.no_log:
+        from rbp import tracking
+
+        experiment = experiment_of(result.summary)
+        tracking.use_experiment(experiment)
+        run_id = tracking.log_variants_run(result, experiment)
+        print(f"logged: run {run_id} (variants) in experiment {experiment} of {tracking.tracking_uri()}")
     return 0
 
 
@@ -168,7 +186,8 @@ def parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per task, each with its own options."""
     top = argparse.ArgumentParser(prog="rbp", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_predict, _add_runs, _add_server, _add_workflow, _add_leaderboard, _add_ui):
+    for add in (_add_run, _add_predict, _add_variants, _add_runs, _add_server, _add_workflow, _add_leaderboard,
+                _add_ui):
         add(sub)
     return top
 
@@ -212,6 +231,28 @@ def _add_predict(sub) -> None:
                               "unknown) or refuse the file (default: as the model was trained)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.set_defaults(func=_predict)
+
+
+def _add_variants(sub) -> None:
+    variants = sub.add_parser(
+        "variants", help="how single-nucleotide variants move binding, for one model or several",
+        description="Score each variant against its reference: the best window covering it with either base, "
+                    "the change in probability and log-odds, sites gained or lost at the model's threshold, and "
+                    "how the change ranks among every single-nucleotide change in the same window (a percentile).")
+    variants.add_argument("--model", required=True, action="append",
+                          help="a model as `rbp predict --model` takes it; give --model again for several models")
+    variants.add_argument("--fasta", required=True,
+                          help="the reference sequences: the records the variants name (a VCF's chromosomes)")
+    variants.add_argument("--variants", required=True,
+                          help="a TSV with the columns sequence_id, position (1-based), ref, alt (name and others "
+                               "optional, carried into the results), or a VCF (.vcf, .vcf.gz, .bcf)")
+    variants.add_argument("--out", help="a new folder for the results (default: outputs/variants-<time>)")
+    variants.add_argument("--threshold", type=float,
+                          help="call sites at or above this probability (default: each model's, chosen on validation)")
+    variants.add_argument("--figures", type=int, default=5, help="figures of each model's top variants (default 5)")
+    variants.add_argument("--no-log", action="store_true", help="do not log a `variants` run in MLflow")
+    variants.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    variants.set_defaults(func=_variants)
 
 
 def _add_runs(sub) -> None:

@@ -2,7 +2,7 @@
 
 The schema is `Params`: the run's own keys (`RunParams`), one section per registered model family
 (`rbp.families.FAMILIES`; each family's module defines its section and its checks), then the sections
-of the later stages (sweep, predict, interpret). The defaults are the main job (`params/default.yaml`
+of the later stages (sweep, predict, interpret, variants). The defaults are the main job (`params/default.yaml`
 lists the same values with comments). A params file may leave keys out; it may not add unknown ones.
 """
 
@@ -29,7 +29,8 @@ DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "labelled", "test_
              "folds", "test_fraction", "val_fraction", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
-NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict", "07_interpret")
+NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict", "07_interpret",
+             "09_variants")
 
 
 class _Loader(yaml.SafeLoader):
@@ -85,6 +86,15 @@ class PredictParams:
     stride: int = 1  # nt between scanning windows
     threshold: float | None = None  # call at or above this probability; null = each model's own
     motif: str | None = None  # IUPAC motif marked in the profiles; null = UGUAHAUA on synthetic data
+
+
+@dataclass
+class VariantsParams:
+    model: str | None = None  # a model URI or name; null = the models this pipeline run registered
+    fasta: str | None = None  # the reference sequences the variants name; null = the synthetic transcript
+    file: str | None = None  # a TSV (sequence_id, position, ref, alt) or a VCF; null = synthetic known-answer ones
+    threshold: float | None = None  # call sites at or above this probability; null = each model's own
+    figures: int = 5  # figures of each model's top variants
 
 
 @dataclass
@@ -145,7 +155,8 @@ def _schema() -> type[RunParams]:
     """`Params`: `RunParams`, then a section per family (its settings class, named in the registry),
     then the stages' sections; every section defaults to its class's defaults."""
     sections = [(name, settings_class(name)) for name in FAMILIES]
-    sections += [("sweep", SweepParams), ("predict", PredictParams), ("interpret", InterpretParams)]
+    sections += [("sweep", SweepParams), ("predict", PredictParams), ("interpret", InterpretParams),
+                 ("variants", VariantsParams)]
     cls = dataclasses.make_dataclass(
         "Params", [(name, section, field(default_factory=section)) for name, section in sections],
         bases=(RunParams,))
@@ -228,6 +239,8 @@ def _notebook_problems(p: Params) -> Iterator[str]:
     models = [n for n in p.notebooks if n in MODEL_NOTEBOOKS]
     if "06_predict" in p.notebooks and not (models or p.predict.model):
         yield "notebooks holds 06_predict but neither a model notebook nor predict.model: there is no model to apply"
+    if "09_variants" in p.notebooks and not (models or p.variants.model):
+        yield "notebooks holds 09_variants but neither a model notebook nor variants.model: there is no model to apply"
     if "07_interpret" in p.notebooks and not models:
         yield (f"notebooks holds 07_interpret but no model notebook ({', '.join(MODEL_NOTEBOOKS)}) whose models it "
                "could explain")
@@ -245,6 +258,13 @@ def _stage_problems(p: Params) -> Iterator[str]:
         yield f"predict.stride must be at least 1, got {p.predict.stride}"
     if not (p.predict.threshold is None or 0 <= p.predict.threshold <= 1):
         yield f"predict.threshold must lie between 0 and 1, got {p.predict.threshold}"
+    if bool(p.variants.fasta) != bool(p.variants.file):
+        yield ("variants.fasta and variants.file go together: the variants file names records of the FASTA (leave "
+               "both out for the synthetic known-answer variants)")
+    if not (p.variants.threshold is None or 0 <= p.variants.threshold <= 1):
+        yield f"variants.threshold must lie between 0 and 1, got {p.variants.threshold}"
+    if p.variants.figures < 0:
+        yield f"variants.figures must be 0 or more, got {p.variants.figures}"
     if p.interpret.sequences < 10:
         yield f"interpret.sequences must be at least 10, got {p.interpret.sequences}"
     if p.interpret.max_motifs < 1:

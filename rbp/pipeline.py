@@ -57,6 +57,10 @@ def check_inputs(params: Params):
             make_family(NOTEBOOK_FAMILY[name], params)
     if "06_predict" in params.notebooks and params.predict.fasta:  # read now, not after hours of training
         read_fasta(resolve(params.predict.fasta), ambiguous="keep")
+    if "09_variants" in params.notebooks and params.variants.file:  # refused now, by line, not after training
+        from rbp.variants import read_variants
+
+        read_variants(resolve(params.variants.file), resolve(params.variants.fasta))
     return data
 
 
@@ -66,6 +70,10 @@ def skip_reason(name: str, params: Params) -> str | None:
         return ("no predict.fasta to scan (the built-in synthetic transcript says nothing about models of real "
                 f"data): set -p predict.fasta=FILE, or apply the registered models later with "
                 f"`rbp predict --model {params.dataset_name} --fasta FILE`")
+    if name == "09_variants" and not params.synthetic and not params.variants.file:
+        return ("no variants.file to score (the synthetic known-answer variants say nothing about models of real "
+                "data): set -p variants.fasta=FILE -p variants.file=FILE, or score variants later with "
+                f"`rbp variants --model {params.dataset_name} --fasta FILE --variants FILE`")
     return None
 
 
@@ -145,8 +153,9 @@ def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, 
     if name == "07_interpret" and (output.parent / "interpret_summary.csv").is_file():
         for row in pd.read_csv(output.parent / "interpret_summary.csv").to_dict("records"):
             echo(textwrap.fill(describe_summary(row), 100, initial_indent="  ", subsequent_indent="    "))
-    if name == "06_predict" and (output.parent / "predict" / "summary.txt").is_file():
-        for line in (output.parent / "predict" / "summary.txt").read_text().splitlines():
+    summary = output.parent / {"06_predict": "predict", "09_variants": "variants"}.get(name, "-") / "summary.txt"
+    if summary.is_file():
+        for line in summary.read_text().splitlines():
             echo(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="    "))
     return seconds
 

@@ -138,6 +138,32 @@ def make_transcript(seed: int = 0, length: int = 5000, sites: int = 6) -> tuple[
     return Record(f"synthetic_transcript_{seed}", "".join(np.array(list(BASES))[codes])), starts
 
 
+def transcript_variants(record: Record, planted: list[int], far: int = 2, seed: int = 0) -> pd.DataFrame:
+    """Variants of `make_transcript`'s transcript whose answer is known: per planted element, two that
+    break its UGUA core (its second U, then its A, each to C: `core`), and `far` per gap between
+    elements that change a base at least two site lengths away from every element (`far`). A model that
+    learned the element should lower the score of the first and leave the second alone. Columns:
+    sequence_id, position (1-based), ref, alt (RNA letters), name, kind."""
+    rng = np.random.default_rng(seed)
+    sequence = record.sequence.upper().replace("U", "T")
+    rows = []
+    for i, start in enumerate(planted, start=1):
+        for offset in (2, 3):  # UGUA: its second U, then its A
+            position = start + offset + 1
+            rows.append((position, sequence[position - 1], "C", f"element{i}_core{offset + 1}", "core"))
+    elements = np.asarray(planted)
+    allowed = np.flatnonzero([np.abs(p - elements).min() >= 2 * LENGTH for p in range(len(sequence))])
+    gaps = np.split(allowed, np.flatnonzero(np.diff(allowed) > 1) + 1) if len(allowed) else []
+    for g, gap in enumerate(gaps, start=1):
+        for j, index in enumerate(sorted(rng.choice(gap, size=min(far, len(gap)), replace=False)), start=1):
+            ref = sequence[index]
+            alt = rng.choice([b for b in BASES if b != ref])
+            rows.append((int(index) + 1, ref, str(alt), f"gap{g}_far{j}", "far"))
+    frame = pd.DataFrame(rows, columns=["position", "ref", "alt", "name", "kind"])
+    frame[["ref", "alt"]] = frame[["ref", "alt"]].apply(lambda column: column.str.replace("T", "U"))
+    return frame.assign(sequence_id=record.id)[["sequence_id", "position", "ref", "alt", "name", "kind"]]
+
+
 def write_transcript(path: str | Path, seed: int = 0, length: int = 5000, sites: int = 6) -> list[int]:
     """Write `make_transcript` as FASTA (RNA alphabet); returns the planted elements' starts."""
     record, starts = make_transcript(seed, length, sites)

@@ -15,7 +15,7 @@ from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS
 from rbp.params import load_params
 from rbp.pipeline import PipelineError, check_inputs, run_pipeline, skip_reason
-from rbp.synthetic import write_transcript
+from rbp.synthetic import make_transcript, transcript_variants, write_transcript
 from tests.conftest import ROOT
 
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -49,6 +49,20 @@ def _check_models_and_predict(result, pipeline, runs, echoed):
     assert not any("planted" in line for line in echoed)  # the FASTA was the user's: nothing planted is known
 
 
+def _check_variants(result, runs, echoed):
+    """09_variants scored variants.file with every model the run registered, logged under the pipeline run."""
+    import pandas as pd
+
+    run = runs[runs["tags.mlflow.runName"] == "variants"].iloc[0]
+    assert run["tags.mlflow.parentRunId"] == result.run_id and run.status == "FINISHED"
+    assert run["tags.model_family"] == "variants" and run["metrics.variants"] == 26
+    table = pd.read_csv(result.run_dir / "variants" / "variants.tsv", sep="\t")
+    assert sorted(table.model.unique()) == [f"small {m}" for m in ("CNN", "DNABERT (pretrained)", "Ensemble", "LSTM",
+                                                                   "k-mer LR")]  # one data set: by family and init
+    assert len(table) == 5 * 26 and "variants/variants.tsv" in _artifacts(run.run_id)
+    assert any(line.startswith("  26 variants scored by 5 models") for line in echoed)
+
+
 def _check_interpret(result, runs, echoed):
     """07_interpret explained each model's confident positives and logged what it found under its CV run."""
     import pandas as pd
@@ -75,16 +89,21 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
 
     checkpoint = write_dnabert_checkpoint(tmp_path / "dnabert-3", k=3, hidden=16, layers=1, heads=2)
     write_transcript(tmp_path / "transcripts.fa", seed=2)
+    transcript_variants(*make_transcript(seed=2)).to_csv(tmp_path / "variants.tsv", sep="\t", index=False)
     echoed = []
-    result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small",
+    notebooks = [*load_params(SMOKE).notebooks, "09_variants"]
+    result = run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small", "notebooks": notebooks,
                                   "output_dir": str(tmp_path / "out"),
                                   "dnabert": {"checkpoint": str(checkpoint), "log_checkpoints": True},
-                                  "predict": {"fasta": str(tmp_path / "transcripts.fa")}},
+                                  "predict": {"fasta": str(tmp_path / "transcripts.fa")},
+                                  "variants": {"fasta": str(tmp_path / "transcripts.fa"),
+                                               "file": str(tmp_path / "variants.tsv"), "figures": 1}},
                           echo=echoed.append)
     runs = mlflow.search_runs(experiment_names=["small"])
     models = ["dnabert", "lstm", "cnn", "kmer_lr", "ensemble"]
     assert sorted(runs["tags.mlflow.runName"]) == sorted(
-        [*[f"{m}_cv" for m in models], *["fold-1", "fold-2"] * len(models), "preprocess", "predict", result.run_name])
+        [*[f"{m}_cv" for m in models], *["fold-1", "fold-2"] * len(models), "preprocess", "predict", "variants",
+         result.run_name])
     assert (result.run_dir / "07_interpret.ipynb").is_file()
     pipeline = MlflowClient().get_run(result.run_id)
     assert pipeline.info.status == "FINISHED"
@@ -108,6 +127,7 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     _check_verdict(result, pipeline, echoed)
     _check_models_and_predict(result, pipeline, runs, echoed)
     _check_interpret(result, runs, echoed)
+    _check_variants(result, runs, echoed)
 
     child = runs[runs["tags.mlflow.runName"] == "preprocess"].iloc[0]
     assert child["tags.mlflow.parentRunId"] == result.run_id
@@ -133,6 +153,13 @@ def test_on_real_data_the_predict_step_needs_a_fasta(small_data_dir, tmp_path):
     real = load_params(SMOKE, {"data_dir": str(small_data_dir), "dataset": "small"})
     reason = skip_reason("06_predict", real)
     assert "no predict.fasta to scan" in reason and "rbp predict --model small --fasta FILE" in reason
+    reason = skip_reason("09_variants", real)
+    assert "no variants.file to score" in reason and "rbp variants --model small --fasta FILE --variants FILE" in reason
+    assert skip_reason("09_variants", load_params(SMOKE)) is None  # synthetic: its known-answer variants
+    with pytest.raises(Exception, match="variants.fasta and variants.file go together"):
+        load_params(SMOKE, {"variants": {"file": "v.tsv"}})
+    with pytest.raises(Exception, match="notebooks holds 09_variants but neither a model notebook nor variants.model"):
+        load_params(SMOKE, {"notebooks": ["01_preprocess", "09_variants"]})
     assert skip_reason("03_lstm_cv", real) is None
     given = load_params(SMOKE, {"data_dir": str(small_data_dir), "predict": {"fasta": str(tmp_path / "t.fa")}})
     assert skip_reason("06_predict", given) is None

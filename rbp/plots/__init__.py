@@ -2,8 +2,8 @@
 
 Each function returns a Figure to show or log: `data` (what the sequences look like), `training`
 (learning curves), `compare` (the model comparison), `sweep` (metric against window length),
-`predict` (a transcript's binding profile), `interpret` (attribution and motif logos) and
-`leaderboard` (test ROC AUC across data sets).
+`predict` (a transcript's binding profile), `interpret` (attribution and motif logos),
+`leaderboard` (test ROC AUC across data sets) and `variants` (a variant's effect).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from rbp.plots.leaderboard import leaderboard  # noqa: E402
 from rbp.plots.predict import profile_figure, tracks_figure  # noqa: E402
 from rbp.plots.sweep import plot_sweep  # noqa: E402
 from rbp.plots.training import learning_curves  # noqa: E402
+from rbp.plots.variants import variant_figure  # noqa: E402
 
 __all__ = ["attribution_logos", "class_balance", "comparison_figures", "leaderboard", "learning_curves",
            "length_distribution", "motif_logos", "motif_occurrence", "plot_sweep", "profile_figure", "show",
-           "top_motifs", "tracks_figure"]
+           "top_motifs", "tracks_figure", "variant_figure"]

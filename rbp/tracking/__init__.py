@@ -58,6 +58,7 @@ from rbp.tracking.stages import (
     log_preprocess,
     log_report,
     log_sweep,
+    log_variants_run,
 )
 from rbp.tracking.store import NOTE, artifact_root, client, connect, project_store, tracking_uri, use_experiment
 
@@ -67,7 +68,8 @@ __all__ = [
     "expand_models", "find_cv_runs", "find_pipeline_run", "find_pipeline_runs", "find_run", "house_tags",
     "latest_pipeline_run", "leaderboard_models", "leaderboard_rows", "load_model", "load_results", "log_comparison",
     "log_dataset", "log_frame", "log_interpretation", "log_interpretation_summary", "log_leaderboard",
-    "log_notebook", "log_predict_run", "log_preprocess", "log_report", "log_sweep", "mark_step_done",
+    "log_notebook", "log_predict_run", "log_preprocess", "log_report", "log_sweep", "log_variants_run",
+    "mark_step_done",
     "open_pipeline_run", "pipeline_models", "process_tags", "project_store", "reopen_pipeline_run", "resumed_tags",
     "run_metrics", "tracking_uri", "use_experiment",
 ]

@@ -19,7 +19,7 @@ from rbp.metrics import TEST_METRICS
 from rbp.records import CVRun, ModelResults, in_table_order, unique_labels
 from rbp.tracking.store import client, quiet_downloads
 
-NOT_MODELS = {"pipeline", "data", "predict", "leaderboard"}  # model_family tags of runs that train no model
+NOT_MODELS = {"pipeline", "data", "predict", "variants", "leaderboard"}  # model_family tags of runs that train no model
 
 
 def get_run(run_id: str, what: str):

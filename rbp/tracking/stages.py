@@ -1,5 +1,6 @@
 """What each stage leaves in MLflow: the data and folds (`preprocess`), the comparison, the length
-sweep, the interpretation, the predictions (`predict`) and the leaderboard. The stages themselves
+sweep, the interpretation, the predictions (`predict`), variant effects (`variants`) and the
+leaderboard. The stages themselves
 compute plain results (data frames, dataclasses, figures); these functions log them."""
 
 from __future__ import annotations
@@ -141,6 +142,33 @@ def log_predict_run(results: dict, fasta: str | Path, dataset: str, parent_run_i
             warnings.simplefilter("ignore", UserWarning)
             mlflow.log_input(mlflow.data.from_pandas(first.scores[["sequence_id", "length"]], source=str(fasta),
                                                      name=Path(fasta).name, digest=digest[:12]), context="inference")
+    return active.info.run_id
+
+
+def log_variants_run(result, dataset: str, parent_run_id: str | None = None) -> str:
+    """A `variants` run: the reference FASTA and the variants file as its dataset inputs (sha256
+    digests), the models, the counts of gained and lost sites per model, and the results folder
+    (`variants.tsv`, `summary.json`, figures) as artifacts. `result`: `rbp.variants.VariantsResult`."""
+    s = result.summary
+    inputs = s["inputs"]
+    with active_run("variants", parent_run_id=parent_run_id,
+                    tags=house_tags(dataset, model_family="variants", input_sha256=inputs["variants"]["sha256"],
+                                    fasta_sha256=inputs["fasta"]["sha256"])) as active:
+        mlflow.log_params({"fasta": inputs["fasta"]["path"], "variants_file": inputs["variants"]["path"],
+                           **{f"model.{slug(label)}": uri for label, uri in s["models"].items()}})
+        metrics = {"variants": s["variants"], "skipped": s["skipped"], "seconds": s["seconds"]}
+        for label, counts in s["sites"].items():
+            metrics.update({f"{slug(label)}.{change}": n for change, n in counts.items()})
+            metrics[f"{slug(label)}.threshold"] = s["thresholds"][label]
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(result.out), "variants")
+        table = result.table[["name", "sequence_id", "position", "ref", "alt"]].drop_duplicates("name")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for role, frame in (("variants", table), ("fasta", table[["sequence_id"]].drop_duplicates())):
+                mlflow.log_input(mlflow.data.from_pandas(frame, source=inputs[role]["path"],
+                                                         name=Path(inputs[role]["path"]).name,
+                                                         digest=inputs[role]["sha256"][:12]), context=role)
     return active.info.run_id
 
 
