@@ -121,12 +121,13 @@ class ConvClassifier(nn.Module):
         return (torch.arange(features.shape[2], device=lengths.device)[None, :] > last[:, None])[:, None, :]
 
     def window_logits(self, input_ids: torch.Tensor, window: int) -> torch.Tensor:
-        """The logit of every window of `window` nt of one unpadded sequence (1, L), in one pass: a
-        sliding maximum over the features, then the head. Equal to `forward` on each window."""
+        """(n, windows): the logit of every window of `window` nt of unpadded sequences of one length
+        (n, L), in one pass: a sliding maximum over the features, then the head. Equal to `forward` on
+        each window."""
         features = self.features(input_ids, activated=False)
         span = max(window - self.receptive_field + 1, 1)  # output positions inside one window
-        pooled = F.relu(F.max_pool1d(features, span, stride=1))  # (1, filters, windows)
-        return self.head(pooled[0].T).squeeze(-1)
+        pooled = F.relu(F.max_pool1d(features, span, stride=1))  # (n, filters, windows)
+        return self.head(pooled.transpose(1, 2)).squeeze(-1)
 
 
 class CNNFamily:
@@ -167,8 +168,50 @@ class CNNFamily:
                 out.append(model(**_to(self.encode(windows), model)).float().cpu().numpy())
                 continue
             ids = _to(self.encode([part]), model)["input_ids"]
-            out.append(model.window_logits(ids, window).float().cpu().numpy())
+            out.append(model.window_logits(ids, window)[0].float().cpu().numpy())
         return np.concatenate(out)
+
+    def windows_logits(self, model: ConvClassifier, sequences: list[str], window: int) -> np.ndarray | None:
+        """(n, windows): the binding logit of every window (stride 1) of sequences of one length, at
+        least `window` nt, in one batched pass; None when the window is narrower than a filter."""
+        if window < model.receptive_field or len({len(s) for s in sequences}) != 1 or len(sequences[0]) < window:
+            return None
+        ids = _to(self.encode(sequences), model)["input_ids"]
+        return model.window_logits(ids, window).float().cpu().numpy()
+
+    def change_logits(self, model: ConvClassifier, windows: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every single-nucleotide change of windows of one length, in one pass: (n, length, 4) logits
+        of each window with A, C, G or T at each position (its own base gives itself) and (n,) the
+        windows' own logits. A change moves only the outputs of the filters that cover it, so for a
+        one-layer network without dilation each changed window costs the maximum over positions, not a
+        convolution. None for deeper or dilated networks, or windows narrower than a filter."""
+        conv = model.convolutions[0]
+        kernel, length = conv.kernel_size[0], len(windows[0])
+        if len(model.config["channels"]) != 1 or conv.dilation[0] != 1 or length < kernel or \
+                len({len(w) for w in windows}) != 1:
+            return None
+        ids = _to(self.encode(windows), model)["input_ids"]
+        x = model.embedding(ids)  # (n, length, 4): one-hot A, T, C, G; an unknown base is all zero
+        features = conv(x.transpose(1, 2)).transpose(1, 2)  # (n, positions, filters), before the ReLU
+        positions = features.shape[1]
+        taps = conv.weight.permute(1, 2, 0)  # (4, kernel, filters): a base's contribution at each tap
+        # output position q - t sees input position q through tap t
+        index = torch.arange(length, device=ids.device)[:, None] - torch.arange(kernel, device=ids.device)[None, :]
+        inside = (index >= 0) & (index < positions)
+        covered = features[:, index.clamp(0, positions - 1), :]  # (n, length, kernel, filters)
+        covered = covered.masked_fill(~inside[None, :, :, None], float("-inf"))
+        without = covered - torch.einsum("nlb,bkf->nlkf", x, taps)  # the own base's contribution taken out
+        low = torch.cummax(features, dim=1).values  # max over positions up to p
+        high = torch.cummax(features.flip(1), dim=1).values.flip(1)  # max over positions from p
+        q = torch.arange(length, device=ids.device)
+        before = torch.where((q - kernel >= 0)[None, :, None], low[:, (q - kernel).clamp(min=0), :], float("-inf"))
+        after = torch.where((q + 1 < positions)[None, :, None], high[:, (q + 1).clamp(max=positions - 1), :],
+                            float("-inf"))
+        untouched = torch.maximum(before, after)  # (n, length, filters): outputs no change at q reaches
+        pooled = torch.stack([torch.maximum((without + taps[b]).amax(dim=2), untouched) for b in range(4)], dim=2)
+        logits = model.head(F.relu(pooled)).squeeze(-1)  # (n, length, 4) in A, T, C, G order
+        own = model.head(F.relu(features.amax(dim=1))).squeeze(-1)
+        return logits[:, :, [0, 2, 3, 1]].float().cpu().numpy(), own.float().cpu().numpy()  # A, C, G, T
 
     def tags(self) -> dict[str, str]:
         return {}

@@ -18,8 +18,9 @@ For each variant and model (`effects`):
   Variants rank on it without a cut.
 
 Only the windows that cover a variant are scored, so a variant costs the same on a 100-nt sequence
-and on a chromosome: about 2 x window (both alleles' windows) plus 3 x window (every change in the
-reference's best window) windows. Variants sharing a position share their reference windows.
+and on a chromosome: about 2 x window (both alleles' windows; a CNN scores them in one pass over
+the 2 x window - 1 nt that they span) plus 3 x window (every change in the reference's best window)
+windows. Variants sharing a position share their reference windows.
 No MLflow here; `rbp.tracking.log_variants_run` logs a result.
 """
 
@@ -288,9 +289,25 @@ def covering(region: str, at: int, window: int) -> tuple[str, int, int]:
 def every_change(predictor, windows: list[str]) -> np.ndarray:
     """(n, length, 4): how each single-nucleotide change (A, C, G, T at each position) moves each
     window's log-odds; the window's own base gives 0. Windows of one length."""
+    import torch
+    from scipy.special import expit
+
     n, length = len(windows), len(windows[0])
-    mutants = [w[:p] + b + w[p + 1:] for w in windows for p in range(length) for b in BASES if b != w[p]]
     own = np.array([[b == w[p] for p in range(length) for b in BASES] for w in windows]).reshape(n, length, 4)
+    fast = getattr(predictor.family, "change_logits", None)
+    if fast is not None:  # a network whose changes can be read in one pass (a one-layer CNN)
+        parts = []
+        for begin in range(0, n, 32):  # (32, length, kernel, filters) at a time
+            with torch.inference_mode():
+                each = [fast(m, windows[begin:begin + 32]) for m in predictor.models]
+            if any(e is None for e in each):
+                break
+            changed = logodds(np.mean([expit(logits) for logits, _ in each], axis=0))
+            itself = logodds(np.mean([expit(mine) for _, mine in each], axis=0))
+            parts.append(np.where(own[begin:begin + 32], 0.0, changed - itself[:, None, None]))
+        else:
+            return np.concatenate(parts)
+    mutants = [w[:p] + b + w[p + 1:] for w in windows for p in range(length) for b in BASES if b != w[p]]
     scores = logodds(predictor.probabilities(mutants + windows))
     deltas = np.zeros((n, length, 4))
     # a window's unknown base (N) is no base of A, C, G, T: all four are changes from it
@@ -305,10 +322,33 @@ def percentile_of(value: float, others: np.ndarray) -> float:
 
 
 def _scan_best(predictor, contexts: list[str]) -> dict[str, tuple[int, float]]:
-    """Per distinct context: the 0-based start (in it) and probability of its best window."""
+    """Per distinct context: the 0-based start (in it) and probability of its best window. A family
+    that scans (`windows_logits`: the CNN) scores every window of contexts of one length in one
+    batched pass; the others score the windows one by one, in batches."""
+    import torch
+    from scipy.special import expit
+
     distinct = list(dict.fromkeys(contexts))
-    return {ctx: (int(np.argmax(scores)), float(scores.max()))
-            for ctx, (_, scores) in zip(distinct, predictor.scans(distinct, 1), strict=True)}
+    best: dict[str, tuple[int, float]] = {}
+    scanner = getattr(predictor.family, "windows_logits", None)
+    if scanner is not None:
+        by_length: dict[int, list[str]] = {}
+        for ctx in distinct:
+            by_length.setdefault(len(ctx), []).append(ctx)
+        for group in by_length.values():
+            for begin in range(0, len(group), CHUNK):
+                part = group[begin:begin + CHUNK]
+                with torch.inference_mode():
+                    logits = [scanner(m, part, predictor.window) for m in predictor.models]
+                if any(each is None for each in logits):
+                    break
+                scores = np.mean([expit(each) for each in logits], axis=0)
+                best.update(zip(part, zip(scores.argmax(axis=1).tolist(), scores.max(axis=1).tolist(),
+                                          strict=True), strict=True))
+    rest = [ctx for ctx in distinct if ctx not in best]
+    best.update((ctx, (int(np.argmax(scores)), float(scores.max())))
+                for ctx, (_, scores) in zip(rest, predictor.scans(rest, 1), strict=True))
+    return best
 
 
 def effects(predictor, variants: list[Variant], loci: list[tuple[str, int, int]], threshold: float | None = None,

@@ -85,3 +85,21 @@ def test_a_predictor_scans_with_the_one_pass(family):
 def test_a_sequence_shorter_than_the_receptive_field_still_scores(family):
     model = family.build().eval()
     assert np.isfinite(predict(model, family.encode(["ACG"]))).all()
+
+
+def test_every_single_change_of_a_window_in_one_pass_equals_scoring_each_changed_window(family):
+    torch.manual_seed(1)
+    one_layer = CNNFamily(CNNParams(channels=[16], kernel_size=[5], dense_size=4), k=3)
+    model = one_layer.build().eval()
+    windows = [_sequence(30), _sequence(12) + "N" + _sequence(17), _sequence(30)]
+    with torch.inference_mode():
+        changed, own = one_layer.change_logits(model, windows)
+    assert changed.shape == (3, 30, 4)
+    np.testing.assert_allclose(own, predict(model, one_layer.encode(windows), logits=True), atol=1e-5)
+    for i, window in enumerate(windows):
+        each = [window[:p] + b + window[p + 1:] for p in range(30) for b in "ACGT"]
+        direct = predict(model, one_layer.encode(each), logits=True).reshape(30, 4)
+        np.testing.assert_allclose(changed[i], direct, atol=1e-5)
+    deeper = family.build().eval()  # two layers, dilated: read change by change instead
+    assert family.change_logits(deeper, windows) is None
+    assert one_layer.change_logits(model, ["ACG"]) is None  # narrower than a filter
