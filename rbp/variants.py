@@ -142,7 +142,7 @@ def read_variant_table(path: Path, reference: Path) -> VariantSet:
 
     sequences = {r.id: r.sequence for r in read_fasta(reference, ambiguous="keep").records}
     variants, seen = [], {}
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is no column
         rows = csv.reader(handle, delimiter="\t")
         header, header_line = None, 0
         for line_no, row in enumerate(rows, start=1):
@@ -241,6 +241,9 @@ def read_vcf(path: Path, reference: Path) -> VariantSet:
                     seen[key] = line_no
                     names.add(v.name)
                     variants.append(v)
+    except NotImplementedError:  # htslib reads gzip only in bgzip's blocks
+        raise RbpError(f"{path}: compressed with gzip, not bgzip; a compressed VCF must be bgzip's (as bcftools "
+                       "and tabix write it): decompress it, or recompress it with bgzip") from None
     except (OSError, ValueError) as exc:
         raise RbpError(f"{path}: not a readable VCF ({exc})") from None
     if not variants:
@@ -468,7 +471,8 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
     """Score the variants of `variants` (a TSV or a VCF) on the sequences of `fasta` with each model and
     write, into a new folder (whole or not at all): `variants.tsv` (a row per variant and model, ranked
     by percentile within each model), `summary.json` (the models, the inputs' sha256, the counts) and
-    `figures/`, the `figures` top variants of each model (see `rbp.plots.variant_figure`)."""
+    `figures/<model>_<rank>_<variant>.png`, the `figures` top variants of each model (see
+    `rbp.plots.variant_figure`)."""
     import matplotlib.pyplot as plt
 
     from rbp import plots
@@ -500,11 +504,11 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
                                       "delta_logodds" else c, ascending=False, kind="stable")
             tables.append(table)
             sites[labels[given]] = {change: int((table.site == change).sum()) for change in SITE_CHANGES}
-            for row in table.head(figures).to_dict("records"):
+            for rank, row in enumerate(table.head(figures).to_dict("records"), start=1):
                 i = index[row["name"]]
                 figure = plots.variant_figure(view(predictor, found.variants[i], loci[i]), row)
-                figure.savefig(partial / "figures" / f"{_safe(row['name'])}__{_safe(labels[given])}.png", dpi=120,
-                               bbox_inches="tight")
+                name = f"{_safe(labels[given])}_{rank:02d}_{_safe(row['name'])}.png"  # the model's ranking
+                figure.savefig(partial / "figures" / name, dpi=120, bbox_inches="tight")
                 plt.close(figure)
         table = pd.concat(tables, ignore_index=True)
         table.to_csv(partial / "variants.tsv", sep="\t", index=False, float_format="%.6g")

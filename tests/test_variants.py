@@ -261,3 +261,26 @@ def test_the_command_line_scores_logs_and_refuses(model_dir, transcript, tmp_pat
     assert main(["variants", "--model", str(model_dir), "--fasta", str(fasta), "--variants", str(variants),
                  "--out", str(out), "--no-log"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_spreadsheets_table_and_compressed_vcfs(tmp_path):
+    import gzip
+
+    import pysam
+
+    chroms = _reference(tmp_path)
+    bom = tmp_path / "excel.tsv"  # a byte-order mark and CRLF line ends, as spreadsheets save
+    bom.write_bytes(f"\ufeffsequence_id\tposition\tref\talt\r\nchrA\t5\t{chroms['chrA'][4]}\tU\r\n".encode())
+    [variant] = read_variants(bom, tmp_path / "genome.fa").variants
+    assert (variant.sequence_id, variant.position, variant.alt, variant.shown(variant.alt)) == ("chrA", 5, "T", "U")
+    text = f"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchrB\t3\t.\t{chroms['chrB'][2]}\t" \
+           f"{_other(chroms['chrB'][2])}\t.\t.\t.\n"
+    (tmp_path / "calls.vcf").write_text(text)
+    pysam.tabix_compress(str(tmp_path / "calls.vcf"), str(tmp_path / "calls.vcf.gz"))
+    assert len(read_variants(tmp_path / "calls.vcf.gz", tmp_path / "genome.fa").variants) == 1  # bgzip
+    (tmp_path / "plain.vcf.gz").write_bytes(gzip.compress(text.encode()))
+    with pytest.raises(RbpError, match="plain.vcf.gz: compressed with gzip, not bgzip"):
+        read_variants(tmp_path / "plain.vcf.gz", tmp_path / "genome.fa")
+    (tmp_path / "genome.fa.gz").write_bytes(gzip.compress((tmp_path / "genome.fa").read_bytes()))
+    with pytest.raises(RbpError, match="genome.fa.gz: cannot be read as an indexed reference FASTA"):
+        read_variants(tmp_path / "calls.vcf", tmp_path / "genome.fa.gz")
