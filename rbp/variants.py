@@ -473,9 +473,6 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
     by percentile within each model), `summary.json` (the models, the inputs' sha256, the counts) and
     `figures/<model>_<rank>_<variant>.png`, the `figures` top variants of each model (see
     `rbp.plots.variant_figure`)."""
-    import matplotlib.pyplot as plt
-
-    from rbp import plots
     from rbp.apply import _safe, load_model, model_labels, output_folder
 
     start_time = time.perf_counter()
@@ -505,6 +502,10 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
             tables.append(table)
             sites[labels[given]] = {change: int((table.site == change).sum()) for change in SITE_CHANGES}
             for rank, row in enumerate(table.head(figures).to_dict("records"), start=1):
+                import matplotlib.pyplot as plt
+
+                from rbp import plots  # only with figures: logomaker need not be installed to score
+
                 i = index[row["name"]]
                 figure = plots.variant_figure(view(predictor, found.variants[i], loci[i]), row)
                 name = f"{_safe(labels[given])}_{rank:02d}_{_safe(row['name'])}.png"  # the model's ranking
