@@ -35,11 +35,17 @@ def variant_figure(view: dict, row: dict):
                   fontsize=10, loc="left")
     logos = [view["ref_logo"], view["alt_logo"]]
     limit = max(float(np.abs(scores).max()) for _, _, scores in logos) * 1.1 or 1.0
+    # both alleles on one axis: their best windows may end at different places near the variant
+    first = min(int(where[0]) for where, _, _ in logos)
+    last = max(int(where[-1]) for where, _, _ in logos)
+    step = max(1, (last - first) // 8)
     for ax, allele, (where, bases, scores) in zip((ref_ax, alt_ax), ("ref", "alt"), logos, strict=True):
         matrix = pd.DataFrame(one_hot([bases])[0] * np.asarray(scores)[:, None], columns=RNA, index=where)
         logomaker.Logo(matrix, ax=ax, color_scheme="classic", flip_below=False)
         ax.axvspan(v.position - 0.5, v.position + 0.5, color=colours[1], alpha=0.2, lw=0)
         ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlim(first - 0.5, last + 0.5)
+        ax.set_xticks(range(v.position - (v.position - first) // step * step, last + 1, step))
         ax.set_ylim(-limit, limit)
         ax.set_ylabel(f"{allele} ({_rna(getattr(v, allele))})", fontsize=9)
         ax.tick_params(labelsize=7)
