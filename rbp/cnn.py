@@ -23,6 +23,7 @@ from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
 from rbp.train import TrainParams
 
 SCAN_CHUNK = 65_536  # windows scored per pass of a long sequence: memory stays flat in its length
+CHANGE_BUDGET = 2**25  # bytes of one (windows, positions, kernel, filters) tensor in `change_logits`
 
 
 @dataclass
@@ -190,6 +191,10 @@ class CNNFamily:
         if len(model.config["channels"]) != 1 or conv.dilation[0] != 1 or length < kernel or \
                 len({len(w) for w in windows}) != 1:
             return None
+        rows = max(1, CHANGE_BUDGET // (length * kernel * conv.out_channels * 4))  # windows per pass
+        if len(windows) > rows:
+            parts = [self.change_logits(model, windows[i:i + rows]) for i in range(0, len(windows), rows)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         ids = _to(self.encode(windows), model)["input_ids"]
         x = model.embedding(ids)  # (n, length, 4): one-hot A, T, C, G; an unknown base is all zero
         features = conv(x.transpose(1, 2)).transpose(1, 2)  # (n, positions, filters), before the ReLU

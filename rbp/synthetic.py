@@ -152,6 +152,8 @@ def transcript_variants(record: Record, planted: list[int], far: int = 2, seed: 
             position = start + offset + 1
             rows.append((position, sequence[position - 1], "C", f"element{i}_core{offset + 1}", "core"))
     elements = np.asarray(planted)
+    if not len(elements):
+        raise ValueError("transcript_variants: no planted element to break or to stay away from")
     allowed = np.flatnonzero([np.abs(p - elements).min() >= 2 * LENGTH for p in range(len(sequence))])
     gaps = np.split(allowed, np.flatnonzero(np.diff(allowed) > 1) + 1) if len(allowed) else []
     for g, gap in enumerate(gaps, start=1):

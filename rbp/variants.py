@@ -13,14 +13,14 @@ For each variant and model (`effects`):
 - `ref_call`, `alt_call` at the model's threshold (chosen on validation) and `site`: `gained`
   (called with the alternative base only), `lost`, `kept` or `none`.
 - `window_delta_logodds`: the change the variant makes in the reference's best window itself, and
-  `percentile`: where its size stands among the changes of every possible single-nucleotide change
-  in that window (3 per position). 100: no change in the window is larger; about 50: a typical one.
-  Variants rank on it without a cut.
+  `percentile`: where its size stands among every other single-nucleotide change in that window
+  (3 per position; 4 where the window's base is unknown). 100: no other change in the window is as
+  large; about 50: a typical one. Variants rank on it without a cut.
 
 Only the windows that cover a variant are scored, so a variant costs the same on a 100-nt sequence
 and on a chromosome: about 2 x window (both alleles' windows; a CNN scores them in one pass over
 the 2 x window - 1 nt that they span) plus 3 x window (every change in the reference's best window)
-windows. Variants sharing a position share their reference windows.
+windows. Variants sharing a position (in one block of 256) share their reference windows.
 No MLflow here; `rbp.tracking.log_variants_run` logs a result.
 """
 
@@ -44,6 +44,8 @@ BASES = "ACGT"
 COLUMNS = ("sequence_id", "position", "ref", "alt")  # a variants TSV's columns; `name` and others are optional
 VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 SITE_CHANGES = ("gained", "lost", "kept", "none")
+RESULT_COLUMNS = ("model", "ref_probability", "alt_probability", "delta", "delta_logodds", "ref_call", "alt_call",
+                  "site", "threshold", "window_delta_logodds", "percentile", "ref_window", "alt_window")
 CHUNK = 256  # variants scored together: memory stays flat in their number
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before their log-odds are taken
 
@@ -135,63 +137,89 @@ def _single(ref: str, alt: str) -> str | None:
 
 
 def read_variant_table(path: Path, reference: Path) -> VariantSet:
-    """A tab-separated table with a header naming at least sequence_id, position (1-based), ref and
-    alt; `name` names a variant (default `<sequence_id>:<position><ref>><alt>`); other columns are
-    carried into the results. Lines starting with `#` after the header, and empty ones, are skipped."""
+    """A tab-separated table (plain or gzipped UTF-8) with a header naming at least sequence_id,
+    position (1-based), ref and alt; `name` names a variant (default `<sequence_id>:<position><ref>><alt>`);
+    other columns are carried into the results. Lines starting with `#` after the header, and empty
+    ones, are skipped; quotes are letters like any other."""
+    import gzip
+
     from rbp.fasta import read_fasta
 
     sequences = {r.id: r.sequence for r in read_fasta(reference, ambiguous="keep").records}
-    variants, seen = [], {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's byte-order mark is no column
-        rows = csv.reader(handle, delimiter="\t")
-        header, header_line = None, 0
-        for line_no, row in enumerate(rows, start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if header is None:
-                header = [c.strip().lstrip("#").strip() for c in row]
-                header_line = line_no
-                missing = [c for c in COLUMNS if c not in header]
-                if missing:
-                    raise RbpError(f"{path}, line {line_no}: the header names {', '.join(header)}; a variants table "
-                                   f"needs the columns {', '.join(COLUMNS)} (tab-separated; name and others optional)")
-                continue
-            if row[0].startswith("#"):
-                continue
-            where = f"{path}, line {line_no}"
-            if len(row) != len(header):
-                raise RbpError(f"{where}: {len(row)} tab-separated fields, the header (line {header_line}) has "
-                               f"{len(header)}")
-            fields = dict(zip(header, (c.strip() for c in row), strict=True))
-            try:
-                position = int(fields["position"])
-            except ValueError:
-                raise RbpError(f"{where}: position {fields['position']!r} is not a whole number (1-based)") from None
-            ref, alt = _base(fields["ref"]), _base(fields["alt"])
-            if (why := _single(ref, alt)) is not None:
-                raise RbpError(f"{where}: {why}")
-            sid = fields["sequence_id"]
-            name = fields.get("name") or f"{sid}:{position}{ref}>{alt}"
-            extra = tuple((k, v) for k, v in fields.items() if k not in (*COLUMNS, "name"))
-            v = Variant(sid, position, ref, alt, name, line_no, extra, "U" in (fields["ref"] + fields["alt"]).upper())
-            sequence = sequences.get(sid)
-            _check(v, None if sequence is None else sequence[position - 1:position],
-                   len(sequence) if sequence is not None else 0, where, reference)
-            key = (sid, position, alt)
-            if key in seen:
-                raise RbpError(f"{where}: the same variant as line {seen[key]} ({sid} {position} {ref}>{alt})")
-            seen[key] = line_no
-            variants.append(v)
+    with open(path, "rb") as probe:
+        opener = gzip.open if probe.read(2) == b"\x1f\x8b" else open
+    try:
+        # a spreadsheet's byte-order mark is no column; a quote does not start a field
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
+            variants = _variant_rows(path, reference, sequences,
+                                     csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except UnicodeDecodeError as exc:
+        raise RbpError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the table as UTF-8, "
+                       "tab-separated") from None
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise RbpError(f"{path}: a damaged gzip file ({exc})") from None
+    return VariantSet(variants, path, reference, lambda sid, begin, end: sequences[sid][begin:end],
+                      {sid: len(sequences[sid]) for sid in {v.sequence_id for v in variants}})
+
+
+def _header(path: Path, row: list[str], line_no: int) -> list[str]:
+    header = [c.strip().lstrip("#").strip() for c in row]
+    where = f"{path}, line {line_no}"
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise RbpError(f"{where}: the header names {', '.join(header)}; a variants table needs the columns "
+                       f"{', '.join(COLUMNS)} (tab-separated; name and others optional)")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise RbpError(f"{where}: the header names {', '.join(twice)} twice")
+    taken = sorted(set(header) & set(RESULT_COLUMNS))
+    if taken:
+        raise RbpError(f"{where}: the column {', '.join(taken)} would be overwritten by the results; rename it")
+    return header
+
+
+def _variant_rows(path: Path, reference: Path, sequences: dict[str, str], rows) -> list[Variant]:
+    variants, seen, names = [], {}, {}
+    header, header_line = None, 0
+    for line_no, row in enumerate(rows, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if header is None:
+            header, header_line = _header(path, row, line_no), line_no
+            continue
+        if row[0].startswith("#"):
+            continue
+        where = f"{path}, line {line_no}"
+        if len(row) != len(header):
+            raise RbpError(f"{where}: {len(row)} tab-separated fields, the header (line {header_line}) has "
+                           f"{len(header)}")
+        fields = dict(zip(header, (c.strip() for c in row), strict=True))
+        try:
+            position = int(fields["position"])
+        except ValueError:
+            raise RbpError(f"{where}: position {fields['position']!r} is not a whole number (1-based)") from None
+        ref, alt = _base(fields["ref"]), _base(fields["alt"])
+        if (why := _single(ref, alt)) is not None:
+            raise RbpError(f"{where}: {why}")
+        sid = fields["sequence_id"]
+        name = fields.get("name") or f"{sid}:{position}{ref}>{alt}"
+        extra = tuple((k, v) for k, v in fields.items() if k not in (*COLUMNS, "name"))
+        v = Variant(sid, position, ref, alt, name, line_no, extra, "U" in (fields["ref"] + fields["alt"]).upper())
+        sequence = sequences.get(sid)
+        _check(v, None if sequence is None else sequence[position - 1:position],
+               len(sequence) if sequence is not None else 0, where, reference)
+        key = (sid, position, alt)
+        if key in seen:
+            raise RbpError(f"{where}: the same variant as line {seen[key]} ({sid} {position} {ref}>{alt})")
+        if name in names:
+            raise RbpError(f"{where}: the name '{name}' is given to two variants (line {names[name]} too)")
+        seen[key] = names[name] = line_no
+        variants.append(v)
     if header is None:
         raise RbpError(f"{path}: empty; give a header ({', '.join(COLUMNS)}) and one variant per line")
     if not variants:
         raise RbpError(f"{path}: no variants below the header")
-    names = [v.name for v in variants]
-    if len(set(names)) < len(names):
-        twice = next(v for i, v in enumerate(variants) if v.name in names[:i])
-        raise RbpError(f"{path}, line {twice.line}: the name '{twice.name}' is given to two variants")
-    return VariantSet(variants, path, reference, lambda sid, begin, end: sequences[sid][begin:end],
-                      {sid: len(sequences[sid]) for sid in {v.sequence_id for v in variants}})
+    return variants
 
 
 def read_vcf(path: Path, reference: Path) -> VariantSet:
@@ -225,9 +253,10 @@ def read_vcf(path: Path, reference: Path) -> VariantSet:
                                         "line": line_no, "reason": why})
                         continue
                     alt = _base(alt)
-                    name = record.id or f"{record.chrom}:{record.pos}{ref}>{alt}"
-                    v = Variant(record.chrom, record.pos, ref, alt, f"{name}:{alt}" if name in names else name,
-                                line_no)
+                    spelled = f"{record.chrom}:{record.pos}{ref}>{alt}"  # unique: a variant given twice is refused
+                    alone = record.id and len(record.alts) == 1 and record.id not in names
+                    name = record.id if alone else f"{record.id}:{spelled}" if record.id else spelled
+                    v = Variant(record.chrom, record.pos, ref, alt, name, line_no or 0)
                     if record.chrom not in lengths:
                         shown = ", ".join(list(lengths)[:5]) + (", …" if len(lengths) > 5 else "")
                         raise RbpError(f"{where}: chromosome '{record.chrom}' is not a record of {reference} "
@@ -237,8 +266,8 @@ def read_vcf(path: Path, reference: Path) -> VariantSet:
                     _check(v, base, lengths[record.chrom], where, reference)
                     key = (v.sequence_id, v.position, alt)
                     if key in seen:
-                        raise RbpError(f"{where}: the same variant as line {seen[key]}")
-                    seen[key] = line_no
+                        raise RbpError(f"{where}: the same variant as {seen[key]}")
+                    seen[key] = f"line {line_no}" if line_no else f"record {i}"
                     names.add(v.name)
                     variants.append(v)
     except NotImplementedError:  # htslib reads gzip only in bgzip's blocks
@@ -305,8 +334,8 @@ def every_change(predictor, windows: list[str]) -> np.ndarray:
                 each = [fast(m, windows[begin:begin + 32]) for m in predictor.models]
             if any(e is None for e in each):
                 break
-            changed = logodds(np.mean([expit(logits) for logits, _ in each], axis=0))
-            itself = logodds(np.mean([expit(mine) for _, mine in each], axis=0))
+            changed = logodds(np.mean([expit(logits.astype(np.float64)) for logits, _ in each], axis=0))
+            itself = logodds(np.mean([expit(mine.astype(np.float64)) for _, mine in each], axis=0))
             parts.append(np.where(own[begin:begin + 32], 0.0, changed - itself[:, None, None]))
         else:
             return np.concatenate(parts)
@@ -345,7 +374,7 @@ def _scan_best(predictor, contexts: list[str]) -> dict[str, tuple[int, float]]:
                     logits = [scanner(m, part, predictor.window) for m in predictor.models]
                 if any(each is None for each in logits):
                     break
-                scores = np.mean([expit(each) for each in logits], axis=0)
+                scores = np.mean([expit(each.astype(np.float64)) for each in logits], axis=0)
                 best.update(zip(part, zip(scores.argmax(axis=1).tolist(), scores.max(axis=1).tolist(),
                                           strict=True), strict=True))
     rest = [ctx for ctx in distinct if ctx not in best]
@@ -387,6 +416,7 @@ def effects(predictor, variants: list[Variant], loci: list[tuple[str, int, int]]
             here = off - r_start  # the variant's position in the reference's best window
             changed = np.array([[b != w[p] for b in BASES] for p in range(len(w))])
             in_window = float(deltas[here, BASES.index(v.alt)])
+            changed[here, BASES.index(v.alt)] = False  # the variant against every other change
             others = deltas[changed]
             offset = region_start + first + 1  # 1-based start of the context in the sequence
             rows.append({
@@ -407,7 +437,7 @@ def site_change(ref_call: bool, alt_call: bool) -> str:
     return ("kept" if alt_call else "lost") if ref_call else ("gained" if alt_call else "none")
 
 
-def view(predictor, variant: Variant, locus: tuple[str, int, int], flank: int = 12) -> dict:
+def view(predictor, variant: Variant, locus: tuple[str, int, int], flank: int = 12, label: str | None = None) -> dict:
     """What a variant's figure shows: both alleles' profiles (the best window covering each position)
     within a window's length either side of it, and each allele's attributions (in-silico mutagenesis
     of its best window covering the variant, base against the mean base) within `flank` nt of it.
@@ -419,7 +449,7 @@ def view(predictor, variant: Variant, locus: tuple[str, int, int], flank: int = 
     window = predictor.window
     first, last = max(0, at - 2 * window + 1), min(len(region), at + 2 * window)
     shown = slice(max(0, at - window) - first, min(len(region), at + window + 1) - first)
-    out = {"label": predictor.label, "variant": variant, "threshold": predictor.threshold,
+    out = {"label": label or predictor.label, "variant": variant, "threshold": predictor.threshold,
            "positions": np.arange(first, last)[shown] + region_start + 1}
 
     def score(windows):
@@ -507,7 +537,7 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
                 from rbp import plots  # only with figures: logomaker need not be installed to score
 
                 i = index[row["name"]]
-                figure = plots.variant_figure(view(predictor, found.variants[i], loci[i]), row)
+                figure = plots.variant_figure(view(predictor, found.variants[i], loci[i], label=labels[given]), row)
                 name = f"{_safe(labels[given])}_{rank:02d}_{_safe(row['name'])}.png"  # the model's ranking
                 figure.savefig(partial / "figures" / name, dpi=120, bbox_inches="tight")
                 plt.close(figure)

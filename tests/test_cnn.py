@@ -87,7 +87,7 @@ def test_a_sequence_shorter_than_the_receptive_field_still_scores(family):
     assert np.isfinite(predict(model, family.encode(["ACG"]))).all()
 
 
-def test_every_single_change_of_a_window_in_one_pass_equals_scoring_each_changed_window(family):
+def test_every_single_change_of_a_window_in_one_pass_equals_scoring_each_changed_window(family, monkeypatch):
     torch.manual_seed(1)
     one_layer = CNNFamily(CNNParams(channels=[16], kernel_size=[5], dense_size=4), k=3)
     model = one_layer.build().eval()
@@ -100,6 +100,11 @@ def test_every_single_change_of_a_window_in_one_pass_equals_scoring_each_changed
         each = [window[:p] + b + window[p + 1:] for p in range(30) for b in "ACGT"]
         direct = predict(model, one_layer.encode(each), logits=True).reshape(30, 4)
         np.testing.assert_allclose(changed[i], direct, atol=1e-5)
+    monkeypatch.setattr("rbp.cnn.CHANGE_BUDGET", 1)  # a window per pass: the same figures
+    with torch.inference_mode():
+        one_by_one = one_layer.change_logits(model, windows)
+    np.testing.assert_allclose(one_by_one[0], changed, atol=1e-6)
+    np.testing.assert_allclose(one_by_one[1], own, atol=1e-6)
     deeper = family.build().eval()  # two layers, dilated: read change by change instead
     assert family.change_logits(deeper, windows) is None
     assert one_layer.change_logits(model, ["ACG"]) is None  # narrower than a filter

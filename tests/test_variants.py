@@ -67,8 +67,8 @@ def _brute(predictor, sequence: str, position: int, alt: str):
     base = logodds(predictor.probabilities([w]))[0]
     changes = {(q, b): logodds(predictor.probabilities([w[:q] + b + w[q + 1:]]))[0] - base
                for q in range(len(w)) for b in BASES if b != w[q]}
-    own = changes[(at - best, alt)]
-    sizes = np.abs(list(changes.values()))
+    own = changes.pop((at - best, alt))
+    sizes = np.abs(list(changes.values()))  # every other change
     percentile = 100 * ((sizes < abs(own)).sum() + 0.5 * (sizes == abs(own)).sum()) / len(sizes)
     return ref.max(), alt_p.max(), own, percentile, best + 1
 
@@ -178,7 +178,8 @@ def test_a_vcf_over_a_reference_fasta(predictor, tmp_path):
     found = read_variants(tmp_path / "calls.vcf", tmp_path / "genome.fa")
     assert [(v.sequence_id, v.position, v.alt) for v in found.variants] == [
         ("chrA", 10, b) for b in alts.split(",")] + [("chrB", 120, _other(chroms["chrB"][119]))]
-    assert [v.name for v in found.variants][:2] == ["rs1", f"rs1:{alts[-1]}"]  # one variant per ALT allele
+    assert [v.name for v in found.variants][:2] == [f"rs1:chrA:10{a10}>{b}" for b in alts.split(",")]  # per ALT
+    assert found.variants[2].name == "rs4"
     assert [(s["pos"], s["line"]) for s in found.skipped] == [(20, 6), (100, 7)]  # the indel, the symbolic allele
     result = score_variants([predictor], tmp_path / "genome.fa", tmp_path / "calls.vcf", tmp_path / "out",
                             figures=0, progress=False)
@@ -224,11 +225,17 @@ def test_a_vcf_whose_ref_or_chromosome_does_not_match_is_refused_by_line(predict
     ("sequence_id\tposition\tref\talt\ns1\t1\tA\tC\n# note\n\ns1\t1\tA\tc\n",
      r"line 5: the same variant as line 2"),
     ("sequence_id\tposition\tref\talt\tname\ns1\t1\tA\tC\tv\ns1\t2\tC\tG\tv\n",
-     r"line 3: the name 'v' is given to two variants"),
+     r"line 3: the name 'v' is given to two variants \(line 2 too\)"),
+    ("sequence_id\tposition\tref\talt\tgene\tgene\n", r"line 1: the header names gene twice"),
+    ("sequence_id\tposition\tref\talt\tdelta\n", r"line 1: the column delta would be overwritten by the results"),
+    ('sequence_id\tposition\tref\talt\tname\ns1\t1\tA\tC\t"a\ns1\t2\tC\tG\tb"\ns1\t2\tC\tG\tc\n',
+     r"line 4: the same variant as line 3"),  # a quote is a letter: no line swallows the next
+    ("sequence_id\tposition\tref\talt\tgene\ns1\t1\tA\tC\tcaf\xe9\n".encode("latin-1"),
+     r"v.tsv: not UTF-8 text"),
 ])
 def test_a_bad_variants_table_is_refused_by_line(tmp_path, content, message):
     write_fasta(tmp_path / "ref.fa", [Record("s1", "ACCGTTAA")])
-    (tmp_path / "v.tsv").write_text(content)
+    (tmp_path / "v.tsv").write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(RbpError, match=message):
         read_variants(tmp_path / "v.tsv", tmp_path / "ref.fa")
 
@@ -272,6 +279,8 @@ def test_a_spreadsheets_table_and_compressed_vcfs(tmp_path):
     bom = tmp_path / "excel.tsv"  # a byte-order mark and CRLF line ends, as spreadsheets save
     bom.write_bytes(f"\ufeffsequence_id\tposition\tref\talt\r\nchrA\t5\t{chroms['chrA'][4]}\tU\r\n".encode())
     [variant] = read_variants(bom, tmp_path / "genome.fa").variants
+    (tmp_path / "excel.tsv.gz").write_bytes(gzip.compress(bom.read_bytes()))
+    assert read_variants(tmp_path / "excel.tsv.gz", tmp_path / "genome.fa").variants == [variant]
     assert (variant.sequence_id, variant.position, variant.alt, variant.shown(variant.alt)) == ("chrA", 5, "T", "U")
     text = f"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchrB\t3\t.\t{chroms['chrB'][2]}\t" \
            f"{_other(chroms['chrB'][2])}\t.\t.\t.\n"
