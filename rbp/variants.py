@@ -571,9 +571,12 @@ def known_answer(table: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """Per model and kind of variant (`kinds`: variant name -> kind, e.g. core / far): how many, how
     many lowered the score, the median change and how many sites were lost or gained."""
     frame = table.assign(kind=table.name.map(kinds)).dropna(subset=["kind"])
+    models = {model: i for i, model in enumerate(dict.fromkeys(frame.model))}  # the models in the table's order
     return (frame.groupby(["model", "kind"], sort=False)
             .agg(variants=("name", "size"), lowered=("delta", lambda d: int((d < 0).sum())),
                  median_delta=("delta", "median"), lost=("site", lambda s: int((s == "lost").sum())),
                  gained=("site", lambda s: int((s == "gained").sum())))
-            .reset_index())
+            .reset_index()
+            .sort_values(["model", "kind"], key=lambda c: c.map(models) if c.name == "model" else c,
+                         ignore_index=True))
 

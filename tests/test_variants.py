@@ -18,7 +18,7 @@ from rbp.fasta import Record, write_fasta
 from rbp.fold_ensemble import FoldEnsemble, from_cross_validation
 from rbp.params import load_params
 from rbp.synthetic import make_synthetic, make_transcript, transcript_variants
-from rbp.variants import BASES, effects, logodds, read_variants, score_variants
+from rbp.variants import BASES, effects, known_answer, logodds, read_variants, score_variants
 from tests.conftest import ROOT
 
 # A small CNN learns the synthetic element in seconds (test ROC AUC about 0.85 on 2 x 1,500 sequences).
@@ -112,6 +112,9 @@ def test_variants_that_break_the_planted_core_lower_binding_and_far_ones_do_not(
     assert core.delta_logodds.abs().median() > 3 * far.delta_logodds.abs().median()
     assert core.percentile.median() > far.percentile.median()
     assert far.delta.abs().max() < 0.1  # a small CNN's background sits near its threshold: calls may flip
+    answer = known_answer(result.table, dict(zip(table.name, table.kind, strict=True)))
+    assert answer[["model", "kind", "variants", "lowered"]].values.tolist() == [
+        ["synthetic", "core", 12, 12], ["synthetic", "far", len(far), int((far.delta < 0).sum())]]
 
 
 def test_the_results_folder_holds_the_table_the_inputs_sha256_and_figures(model_dir, transcript, tmp_path):
