@@ -115,10 +115,15 @@ def input_fasta(predictors: dict, fasta: str | Path | None, folder: str | Path, 
     return path, {f"synthetic_transcript_{seed}": write_transcript(path, seed=seed)}
 
 
-def default_out(output_dir: str | Path = "outputs") -> Path:
+def new_out(out: str | Path | None, kind: str = "predict") -> Path:
+    """The results folder to write: `out`, which must not hold anything yet, or a new
+    `outputs/<kind>-<time>`."""
     from rbp.config import resolve
 
-    return resolve(output_dir) / f"predict-{datetime.now():%Y%m%d-%H%M%S}"
+    out = Path(out) if out else resolve("outputs") / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    return out
 
 
 def scan_sequence(predictor: FoldEnsemble, sequence_id: str, sequence: str, stride: int, threshold: float,
@@ -181,9 +186,7 @@ def apply_model(model, fasta: str | Path, out: str | Path | None = None, stride:
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
     if motif:
         motif_regex(motif)  # an unknown letter is refused before any work
-    out = Path(out) if out else default_out()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    out = new_out(out)
     records = read_fasta(fasta, ambiguous="keep").records  # a malformed file is refused before a model loads
     predictor, uri = load(model, device)
     predictor.with_k(k)
@@ -282,9 +285,7 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
     start_time = time.perf_counter()
     if len(models) < 2:
         raise RbpError("apply_models: give two models or more (one model: apply_model)")
-    out = Path(out) if out else default_out()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    out = new_out(out)
     if threshold is not None and not 0 <= threshold <= 1:
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
     loaded = {}

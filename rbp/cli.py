@@ -50,7 +50,7 @@ def _variants(args) -> int:
     from rbp.tracking import expand_models, load_model
     from rbp.variants import experiment_of, score_variants
 
-    models = list(dict.fromkeys(expand_models(args.model)))
+    models = expand_models(args.model)  # a model given twice scores once: score_variants keys them by source
     result = score_variants(models, args.fasta, args.variants, args.out, threshold=args.threshold,
                             figures=args.figures, device=args.device, load=load_model)
     print(result)

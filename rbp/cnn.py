@@ -168,8 +168,7 @@ class CNNFamily:
                 windows = [part[i:i + window] for i in range(count)]
                 out.append(model(**_to(self.encode(windows), model)).float().cpu().numpy())
                 continue
-            ids = _to(self.encode([part]), model)["input_ids"]
-            out.append(model.window_logits(ids, window)[0].float().cpu().numpy())
+            out.append(self.windows_logits(model, [part], window)[0])
         return np.concatenate(out)
 
     def windows_logits(self, model: ConvClassifier, sequences: list[str], window: int) -> np.ndarray | None:

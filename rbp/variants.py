@@ -27,12 +27,10 @@ No MLflow here; `rbp.tracking.log_variants_run` logs a result.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +87,6 @@ class VariantSet:
 
 def _base(value: str) -> str:
     return value.strip().upper().replace("U", "T")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_vcf(path: str | Path) -> bool:
@@ -347,6 +337,14 @@ def every_change(predictor, windows: list[str]) -> np.ndarray:
     return deltas
 
 
+def by_length(texts: Iterable[str]) -> list[list[str]]:
+    """The distinct texts, grouped by length (each group in the order given): a group is one batch."""
+    groups: dict[int, list[str]] = {}
+    for text in dict.fromkeys(texts):
+        groups.setdefault(len(text), []).append(text)
+    return list(groups.values())
+
+
 def percentile_of(value: float, others: np.ndarray) -> float:
     """Where |value| stands among |others| (0 to 100; ties count half, so equal sizes give 50)."""
     size, others = abs(value), np.abs(others)
@@ -364,10 +362,7 @@ def _scan_best(predictor, contexts: list[str]) -> dict[str, tuple[int, float]]:
     best: dict[str, tuple[int, float]] = {}
     scanner = getattr(predictor.family, "windows_logits", None)
     if scanner is not None:
-        by_length: dict[int, list[str]] = {}
-        for ctx in distinct:
-            by_length.setdefault(len(ctx), []).append(ctx)
-        for group in by_length.values():
+        for group in by_length(distinct):
             for begin in range(0, len(group), CHUNK):
                 part = group[begin:begin + CHUNK]
                 with torch.inference_mode():
@@ -401,12 +396,8 @@ def effects(predictor, variants: list[Variant], loci: list[tuple[str, int, int]]
         alt_best = _scan_best(predictor, alts)
         # every change in each reference best window (variants at one position share it)
         best_windows = [ctx[ref_best[ctx][0]:ref_best[ctx][0] + window] for ctx, _, _ in spans]
-        distinct = list(dict.fromkeys(best_windows))
-        by_length: dict[int, list[str]] = {}
-        for w in distinct:
-            by_length.setdefault(len(w), []).append(w)
         changes = {}
-        for same in by_length.values():
+        for same in by_length(best_windows):
             changes.update(zip(same, every_change(predictor, same), strict=True))
         for v, (ctx, off, first), alt_ctx, (_, _, region_start), w in zip(part, spans, alts, places, best_windows,
                                                                            strict=True):
@@ -489,12 +480,6 @@ class VariantsResult:
         return text
 
 
-def default_out(output_dir: str | Path = "outputs") -> Path:
-    from rbp.config import resolve
-
-    return resolve(output_dir) / f"variants-{datetime.now():%Y%m%d-%H%M%S}"
-
-
 def score_variants(models: list, fasta: str | Path, variants: str | Path, out: str | Path | None = None,
                    threshold: float | None = None, figures: int = 5, device: str = "auto", progress: bool = True,
                    load=None) -> VariantsResult:
@@ -503,7 +488,8 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
     by percentile within each model), `summary.json` (the models, the inputs' sha256, the counts) and
     `figures/<model>_<rank>_<variant>.png`, the `figures` top variants of each model (see
     `rbp.plots.variant_figure`)."""
-    from rbp.apply import _safe, load_model, model_labels, output_folder
+    from rbp.apply import _safe, load_model, model_labels, new_out, output_folder
+    from rbp.data import sha256_file
 
     start_time = time.perf_counter()
     load = load or load_model
@@ -511,9 +497,7 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
         raise RbpError(f"threshold: must lie between 0 and 1, got {threshold}")
     if figures < 0:
         raise RbpError(f"figures: must be 0 or more, got {figures}")
-    out = Path(out) if out else default_out()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RbpError(f"{out}: already exists; give another --out or remove it")
+    out = new_out(out, "variants")
     found = read_variants(variants, fasta)  # a bad file is refused before a model loads
     loaded = {}
     for model in models:  # keyed by where each came from: a model given twice scores once
@@ -547,7 +531,7 @@ def score_variants(models: list, fasta: str | Path, variants: str | Path, out: s
             pd.DataFrame(found.skipped).to_csv(partial / "skipped.tsv", sep="\t", index=False)
         summary = {
             "models": {labels[given]: uri for given, (_, uri) in loaded.items()},
-            "inputs": {role: {"path": str(p.resolve()), "sha256": _sha256(p)}
+            "inputs": {role: {"path": str(p.resolve()), "sha256": sha256_file(p)}
                        for role, p in (("fasta", found.reference), ("variants", found.path))},
             "variants": len(found.variants), "skipped": len(found.skipped), "sites": sites,
             "thresholds": {labels[given]: p.threshold if threshold is None else float(threshold)

@@ -106,6 +106,33 @@ def pum2_dir() -> Path:
     return Path(value)
 
 
+def saved_cv_model(root: Path, family_name: str, n_per_class: int, seed: int, info: dict,
+                   overrides: dict | None = None) -> Path:
+    """A fold ensemble of `family_name` cross-validated (smoke settings, 2 folds, `overrides` on top)
+    on `make_synthetic(seed, n_per_class)` under `root`, saved as a model folder; returns the folder."""
+    import torch
+
+    from rbp.cv import cross_validate
+    from rbp.data import Folds, prepare_folds
+    from rbp.families import make_family
+    from rbp.fasta import write_fasta
+    from rbp.fold_ensemble import from_cross_validation
+    from rbp.params import load_params
+    from rbp.synthetic import make_synthetic
+
+    positives, negatives = make_synthetic(seed=seed, n_per_class=n_per_class)
+    write_fasta(root / "positives.fa", positives, rna=True)
+    write_fasta(root / "negatives.fa", negatives, rna=True)
+    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(root), "dataset": info["dataset"],
+                                                         **(overrides or {})})
+    prepare_folds(params, root / "run")
+    folds = Folds(root / "run" / "folds")
+    family = make_family(family_name, params)
+    results = cross_validate(family, folds, getattr(params, family_name), torch.device("cpu"), params.seed,
+                             progress=False)
+    return from_cross_validation(family, params, folds, results, info).save(root / "model")
+
+
 @pytest.fixture
 def small_data_dir(tmp_path) -> Path:
     """A small labelled set (60 + 60 synthetic sequences of 81 nt) as two FASTA files."""

@@ -11,33 +11,16 @@ import torch
 
 from rbp.apply import apply_model
 from rbp.cli import main
-from rbp.cv import cross_validate
-from rbp.data import Folds, prepare_folds
 from rbp.errors import RbpError
-from rbp.families import make_family
-from rbp.fold_ensemble import FoldEnsemble, from_cross_validation
-from rbp.params import load_params
+from rbp.fold_ensemble import FoldEnsemble
 from rbp.synthetic import make_transcript, write_transcript
-from tests.conftest import ROOT
+from tests.conftest import saved_cv_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny biLSTM ensemble (smoke settings, 2 folds) saved as a model folder."""
-    from rbp.fasta import write_fasta
-    from rbp.synthetic import make_synthetic
-
-    root = tmp_path_factory.mktemp("model")
-    positives, negatives = make_synthetic(seed=3, n_per_class=60)
-    write_fasta(root / "positives.fa", positives, rna=True)
-    write_fasta(root / "negatives.fa", negatives, rna=True)
-    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(root), "dataset": "tiny"})
-    prepare_folds(params, root / "run")
-    folds = Folds(root / "run" / "folds")
-    family = make_family("lstm", params)
-    results = cross_validate(family, folds, params.lstm, torch.device("cpu"), params.seed, progress=False)
-    predictor = from_cross_validation(family, params, folds, results, {"dataset": "tiny"})
-    return predictor.save(root / "model")
+    return saved_cv_model(tmp_path_factory.mktemp("model"), "lstm", 60, 3, {"dataset": "tiny"})
 
 
 def test_the_saved_model_reloads_with_its_window_threshold_and_folds(model_dir):

@@ -7,19 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from rbp.cli import main
-from rbp.cv import cross_validate
-from rbp.data import Folds, prepare_folds
 from rbp.errors import RbpError
-from rbp.families import make_family
 from rbp.fasta import Record, write_fasta
-from rbp.fold_ensemble import FoldEnsemble, from_cross_validation
-from rbp.params import load_params
-from rbp.synthetic import make_synthetic, make_transcript, transcript_variants
+from rbp.fold_ensemble import FoldEnsemble
+from rbp.synthetic import make_transcript, transcript_variants
 from rbp.variants import BASES, effects, known_answer, logodds, read_variants, score_variants
-from tests.conftest import ROOT
+from tests.conftest import saved_cv_model
 
 # A small CNN learns the synthetic element in seconds (test ROC AUC about 0.85 on 2 x 1,500 sequences).
 CNN = {"cnn": {"channels": [32], "kernel_size": [12], "dense_size": 32, "max_epochs": 10, "patience": 3}}
@@ -27,17 +22,8 @@ CNN = {"cnn": {"channels": [32], "kernel_size": [12], "dense_size": 32, "max_epo
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("variants-model")
-    positives, negatives = make_synthetic(seed=42, n_per_class=1500)
-    write_fasta(root / "positives.fa", positives, rna=True)
-    write_fasta(root / "negatives.fa", negatives, rna=True)
-    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(root), "dataset": "synthetic", **CNN})
-    prepare_folds(params, root / "run")
-    folds = Folds(root / "run" / "folds")
-    family = make_family("cnn", params)
-    results = cross_validate(family, folds, params.cnn, torch.device("cpu"), params.seed, progress=False)
-    predictor = from_cross_validation(family, params, folds, results, {"dataset": "synthetic", "synthetic": True})
-    return predictor.save(root / "model")
+    return saved_cv_model(tmp_path_factory.mktemp("variants-model"), "cnn", 1500, 42,
+                          {"dataset": "synthetic", "synthetic": True}, CNN)
 
 
 @pytest.fixture(scope="module")
