@@ -175,25 +175,32 @@ def _fold_run_states(experiment):
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_rbp_run_killed_in_fold_2_resumes_from_fold_2(how, mlflow_store, small_data_dir, tmp_path):
-    """`kill` (ends the runs KILLED on its way out) and `kill -9` (leaves them RUNNING: the next start
-    marks them KILLED): either way `rbp run --resume` keeps fold 1 and trains fold 2 again (resumed after
-    SIGINT and SIGKILL; SIGTERM ends the runs as SIGINT does)."""
+    """Ctrl-C and `kill` (exit 130, `rbp: interrupted` alone on stderr, every run ended KILLED on the way
+    out) and `kill -9` (leaves them RUNNING: the next start marks them KILLED): either way `rbp run
+    --resume` keeps fold 1 and trains fold 2 again (resumed after SIGINT and SIGKILL; SIGTERM, which ends
+    the runs as SIGINT does, is sent in fold 1 and not resumed)."""
     args = [sys.executable, "-m", "rbp", "run", "--params", str(ROOT / "params" / "smoke.yaml"),
             "-p", f"data_dir={small_data_dir}", "-p", "dataset=killed", "-p", "folds=2",
             "-p", "notebooks=[01_preprocess,03_lstm_cv]", "-p", "lstm.max_epochs=120", "-p", "lstm.patience=120",
             "-p", f"output_dir={tmp_path / 'outputs'}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    job = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(lambda: ("2", "RUNNING") in _fold_run_states("killed") or job.poll() is not None, "fold 2")
+    job = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    fold = "1" if how == signal.SIGTERM else "2"
+    _wait_for(lambda: (fold, "RUNNING") in _fold_run_states("killed") or job.poll() is not None, f"fold {fold}")
     job.send_signal(how)
-    job.communicate(timeout=120)
-    assert job.returncode in (130, -signal.SIGKILL)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), stderr[-3000:]
     client = MlflowClient()
-    pipeline = client.search_runs([mlflow.get_experiment_by_name("killed").experiment_id],
-                                  "tags.model_family = 'pipeline'")[0]
-    if how != signal.SIGKILL:  # Ctrl-C or `kill`: the runs are ended on the way out
+    experiment_id = mlflow.get_experiment_by_name("killed").experiment_id
+    pipeline = client.search_runs([experiment_id], "tags.model_family = 'pipeline'")[0]
+    if how != signal.SIGKILL:  # Ctrl-C or `kill`: one line, and the runs are ended on the way out
+        assert stderr.strip() == "rbp: interrupted", stderr[-3000:]
         assert pipeline.info.status == "KILLED"
-        assert _fold_run_states("killed") == {("1", "FINISHED"), ("2", "KILLED")}
+        statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment_id])
+                    if "fold" not in r.data.tags}
+        assert statuses == {"preprocess": "FINISHED", "lstm_cv": "KILLED", pipeline.info.run_name: "KILLED"}
+        assert _fold_run_states("killed") == ({("1", "KILLED")} if how == signal.SIGTERM
+                                              else {("1", "FINISHED"), ("2", "KILLED")})
     else:  # nothing could end them; the kernel notices its parent is gone and exits
         assert pipeline.info.status == "RUNNING"
         _wait_for(lambda: _fold_run_states("killed") == {("1", "FINISHED"), ("2", "RUNNING")}, "the kernel to stop",

@@ -100,35 +100,6 @@ def _exists(pid: int) -> bool:
     return tracking.lifecycle._alive({"pid": str(pid)})
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_a_fold_ends_every_run_killed_with_one_line(mlflow_store, small_data_dir, tmp_path):
-    """SIGINT (what Ctrl-C sends the driver; its kernel runs in a session of its own) while a model notebook
-    trains: exit 130, `rbp: interrupted` alone on stderr, pipeline, CV and fold runs KILLED."""
-    import signal
-    import time
-
-    cmd = [sys.executable, "-m", "rbp", "run", "--params", str(ROOT / "params" / "smoke.yaml"),
-           "-p", f"data_dir={small_data_dir}", "-p", f"output_dir={tmp_path / 'out'}",
-           "-p", "notebooks=[01_preprocess, 03_lstm_cv]", "-p", "lstm.max_epochs=200", "-p", "lstm.patience=200"]
-    job = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    client = MlflowClient()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # until a fold is training
-        experiment = client.get_experiment_by_name("small")
-        names = [r.info.run_name for r in client.search_runs([experiment.experiment_id])] if experiment else []
-        if "fold-1" in names:
-            break
-        time.sleep(0.5)
-    time.sleep(2)
-    job.send_signal(signal.SIGINT)
-    _, stderr = job.communicate(timeout=120)
-    assert job.returncode == 130
-    assert stderr.strip() == "rbp: interrupted", stderr
-    statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment.experiment_id])}
-    assert statuses.pop("preprocess") == "FINISHED"
-    assert set(statuses.values()) == {"KILLED"} and {"lstm_cv", "fold-1"} <= set(statuses), statuses
-
-
 def test_a_server_on_a_port_in_use_is_refused_and_one_open_to_all_is_warned_about(capsys):
     import socket
 
