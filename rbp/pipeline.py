@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import textwrap
 import time
@@ -17,7 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import papermill
+
+# jsonschema (under nbformat, under papermill) imports rfc3987_syntax where it is installed (JupyterLab
+# brings it), and that builds an Earley parser for IRIs as it is imported: 1.8 s of every driver's and
+# workflow job's start. No notebook schema checks an IRI format, so the driver goes without it.
+sys.modules.setdefault("rfc3987_syntax", None)
+import papermill  # noqa: E402
 from papermill.exceptions import PapermillExecutionError
 
 from rbp import progress, tracking

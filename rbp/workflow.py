@@ -6,6 +6,9 @@ same notebook without a fold to gather the folds, or the compare step); `close_r
 run. Each job writes a small JSON file, the workflow's target, only after MLflow holds what it did,
 and a job whose work MLflow already holds does nothing. Runs are opened without a process's tags, so
 that no job takes another's open run for one left behind by a dead process.
+
+The Snakefile imports this module to read its config (`collection_datasets`, `model_notebooks`) each
+time snakemake starts: MLflow, papermill and the data code are imported by the jobs that use them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,10 @@ import json
 import os
 from pathlib import Path
 
-from rbp import tracking
 from rbp.config import claim_run_dir, new_run_name, resolve
-from rbp.data import Folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.params import Params, from_dict, load_params
-from rbp.pipeline import PipelineError, check_inputs, execute_notebook, log_report, notebook_parameters, run_values
-from rbp.tracking import resume
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -104,6 +103,10 @@ def workflow_steps(params: Params) -> list[str]:
 def open_run(params_file: str | Path | None, overrides: list[str] | None, out: str | Path, echo=print) -> dict:
     """A pipeline run for one data set's jobs: inputs checked, the run opened, the folds made, a CV
     run opened per model (so that fold jobs started side by side find one, not make several)."""
+    from rbp import tracking
+    from rbp.data import Folds
+    from rbp.pipeline import check_inputs
+
     params = load_params(resolve(params_file) if params_file else None, overrides)
     if "01_preprocess" not in params.notebooks:  # every job reads the folds it makes
         params = from_dict({**params.to_dict(), "notebooks": ["01_preprocess", *params.notebooks]})
@@ -128,6 +131,9 @@ def open_run(params_file: str | Path | None, overrides: list[str] | None, out: s
 
 
 def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -> None:
+    from rbp import tracking
+    from rbp.pipeline import execute_notebook, notebook_parameters, run_values
+
     run_dir = Path(record["run_dir"])
     values = {**run_values(params, record["run_id"], run_dir), "fold": fold}
     stem = notebook + (f"-fold{fold}" if fold is not None else "")
@@ -139,6 +145,9 @@ def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -
 
 def _done(params: Params, record: dict, notebook: str, fold: int | None) -> bool:
     """Whether MLflow already holds what this step makes."""
+    from rbp import tracking
+    from rbp.tracking import resume
+
     run = tracking.client().get_run(record["run_id"])
     if notebook in resume.steps_done(run):
         return True
@@ -153,6 +162,10 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
              threads: int | None = None, echo=print) -> dict:
     """Execute one notebook of a workflow's pipeline run (`fold`: that fold of a model notebook only),
     unless MLflow holds its result already; `threads`: the job's CPU threads (its kernel's too)."""
+    from rbp import tracking
+    from rbp.pipeline import PipelineError
+    from rbp.tracking import resume
+
     record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     if notebook not in workflow_steps(params):
@@ -182,6 +195,10 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
 
 def close_run(run_file: str | Path, out: str | Path, echo=print) -> dict:
     """End a workflow's pipeline run FINISHED once its steps are; returns what the target records."""
+    from rbp import tracking
+    from rbp.pipeline import PipelineError
+    from rbp.tracking import resume
+
     record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     tracking.use_experiment(record["dataset"])
@@ -201,7 +218,9 @@ def leaderboard_job(entries: list[str], out: str | Path | None = None, output_di
                     echo=print) -> dict:
     """The leaderboard notebook over pipeline runs (`entries`: targets of `close_run`, run ids or
     names), its executed notebook and HTML report logged to its run in the `leaderboard` experiment."""
+    from rbp import tracking
     from rbp.leaderboard import EXPERIMENT
+    from rbp.pipeline import execute_notebook, log_report
 
     runs = [_read(entry)["run_id"] if entry.endswith(".json") else entry for entry in entries]
     tracking.connect()
