@@ -12,13 +12,19 @@ from rbp.errors import RbpError
 
 
 def _run(args) -> int:
-    from rbp.pipeline import resume_pipeline, run_pipeline
-    from rbp.tracking import tracking_uri
-
     if args.resume and (args.params or args.set):
         raise RbpError("--resume reruns a pipeline run with the params it was started with: leave out --params "
                        "and -p")
-    result = resume_pipeline(args.resume) if args.resume else run_pipeline(args.params or DEFAULT_PARAMS, args.set)
+    params_file = args.params or DEFAULT_PARAMS
+    if not args.resume:  # a wrong key or value is told at once, before the driver's imports (seconds)
+        from rbp.config import resolve
+        from rbp.params import load_params
+
+        load_params(resolve(params_file), args.set)
+    from rbp.pipeline import resume_pipeline, run_pipeline
+    from rbp.tracking import tracking_uri
+
+    result = resume_pipeline(args.resume) if args.resume else run_pipeline(params_file, args.set)
     print(f"finished: {result.run_name}\n  outputs: {result.run_dir}\n  tracking: {tracking_uri()}"
           f"\n  browse: make ui, then http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs?{UI_VIEW}")
     return 0
