@@ -23,12 +23,15 @@ help: ## list the targets
 
 # The environment is created on first use and updated in place only when pyproject.toml or
 # constraints.txt change: never deleted, so a running kernel or job keeps working meanwhile.
-# torch comes through pip (its CPU wheel, where the machine has one, is found by pip alone); the rest
-# through uv, which installs the same pins in a fraction of pip's time, bytecode compiled up front.
+# uv installs the pins in a fraction of pip's time, bytecode compiled up front. It reads no pip config:
+# where pip is pointed at a folder of wheels (PIP_FIND_LINKS, which holds torch's CPU build on machines
+# without a GPU), uv is pointed there too; elsewhere pip installs torch first, from wherever pip finds it.
+UV_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS))
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -f $(VENV)/pyvenv.cfg || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0 uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e '.[dev,workflow]'
+	$(BIN)/pip install --quiet uv $(if $(UV_LINKS),,torch==2.13.0)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode $(UV_LINKS) -c constraints.txt \
+		-e '.[dev,workflow]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "rbp (.venv)" > /dev/null
 	touch $@
 
