@@ -7,8 +7,8 @@ run. Each job writes a small JSON file, the workflow's target, only after MLflow
 and a job whose work MLflow already holds does nothing. Runs are opened without a process's tags, so
 that no job takes another's open run for one left behind by a dead process.
 
-The Snakefile imports this module to read its config (`collection_datasets`, `model_notebooks`) each
-time snakemake starts: MLflow, papermill and the data code are imported by the jobs that use them.
+What a workflow config means (its data sets, each one's model notebooks) is `rbp.workflow_config`,
+which the Snakefile imports at every snakemake start without MLflow, papermill or the data code.
 """
 
 from __future__ import annotations
@@ -17,10 +17,15 @@ import json
 import os
 from pathlib import Path
 
+from rbp import tracking
 from rbp.config import claim_run_dir, new_run_name, resolve
+from rbp.data import Folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.params import Params, from_dict, load_params
+from rbp.pipeline import PipelineError, check_inputs, execute_notebook, log_report, notebook_parameters, run_values
+from rbp.tracking import resume
+from rbp.workflow_config import model_notebooks, workflow_steps
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -50,63 +55,9 @@ def _read(path: str | Path, keys: tuple[str, ...] = ("run_id",)) -> dict:
     return record
 
 
-def collection_datasets(spec: dict, source: str = "workflow config") -> dict[str, dict]:
-    """The data sets of a collection: every subfolder of `spec["dir"]` (environment variables
-    expanded: `$RBP_RBP31_DIR`) that holds each file `spec["set"]` names (`labelled`, `test_set`,
-    `positives`, `negatives`) becomes a data set named after it, run with `spec["params"]` and
-    `spec["set"]` plus its own `data_dir`. Nothing about the sets is known beforehand: a user's own
-    collection of proteins works the same way. Returns name -> {params, set}, sorted by name."""
-    if not isinstance(spec, dict) or "dir" not in spec:
-        raise RbpError(f"{source}: collection must be a mapping with dir (a folder of data sets), params and set")
-    unknown = sorted(set(spec) - {"dir", "params", "set", "only"})
-    if unknown:
-        raise RbpError(f"{source}: collection has an unknown key {unknown[0]}; allowed: dir, params, set, only")
-    raw = str(spec["dir"])
-    folder = Path(os.path.expandvars(os.path.expanduser(raw)))
-    if "$" in str(folder):
-        raise RbpError(f"{source}: collection.dir {raw}: an environment variable in it is not set")
-    if not folder.is_dir():
-        raise RbpError(f"{source}: collection.dir {folder} is not a folder")
-    overrides = dict(spec.get("set") or {})
-    files = [overrides.get(key, default) for key, default in (("labelled", None), ("test_set", None))]
-    if not overrides.get("labelled"):
-        files += [overrides.get("positives", "positives.fa"), overrides.get("negatives", "negatives.fa")]
-    files = [name for name in files if name]
-    only = set(spec.get("only") or [])
-    found = {}
-    for sub in sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")):
-        if only and sub.name not in only:
-            continue
-        if all((sub / name).is_file() for name in files):
-            found[sub.name] = {"params": spec.get("params", "params/default.yaml"),
-                               "set": {**overrides, "data_dir": str(sub.resolve())}}
-    if only - set(found):
-        raise RbpError(f"{source}: collection.only names {', '.join(sorted(only - set(found)))}, not a data set of "
-                       f"{folder} (each needs {', '.join(files)})")
-    if not found:
-        raise RbpError(f"{source}: no subfolder of {folder} holds {', '.join(files)}: no data set to run")
-    return found
-
-
-def model_notebooks(params: Params) -> dict[str, str]:
-    """family -> notebook of the model notebooks the params list, in their order."""
-    return {NOTEBOOK_FAMILY[name]: name for name in params.notebooks if name in NOTEBOOK_FAMILY}
-
-
-def workflow_steps(params: Params) -> list[str]:
-    """The notebooks a workflow runs of the params' list: the folds, the models, the comparison and
-    the interpretation. (A length sweep and predictions are `rbp run`'s.)"""
-    return [name for name in params.notebooks
-            if name in ("01_preprocess", "04_compare", "07_interpret") or name in NOTEBOOK_FAMILY]
-
-
 def open_run(params_file: str | Path | None, overrides: list[str] | None, out: str | Path, echo=print) -> dict:
     """A pipeline run for one data set's jobs: inputs checked, the run opened, the folds made, a CV
     run opened per model (so that fold jobs started side by side find one, not make several)."""
-    from rbp import tracking
-    from rbp.data import Folds
-    from rbp.pipeline import check_inputs
-
     params = load_params(resolve(params_file) if params_file else None, overrides)
     if "01_preprocess" not in params.notebooks:  # every job reads the folds it makes
         params = from_dict({**params.to_dict(), "notebooks": ["01_preprocess", *params.notebooks]})
@@ -131,9 +82,6 @@ def open_run(params_file: str | Path | None, overrides: list[str] | None, out: s
 
 
 def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -> None:
-    from rbp import tracking
-    from rbp.pipeline import execute_notebook, notebook_parameters, run_values
-
     run_dir = Path(record["run_dir"])
     values = {**run_values(params, record["run_id"], run_dir), "fold": fold}
     stem = notebook + (f"-fold{fold}" if fold is not None else "")
@@ -145,9 +93,6 @@ def _step(params: Params, record: dict, notebook: str, fold: int | None, echo) -
 
 def _done(params: Params, record: dict, notebook: str, fold: int | None) -> bool:
     """Whether MLflow already holds what this step makes."""
-    from rbp import tracking
-    from rbp.tracking import resume
-
     run = tracking.client().get_run(record["run_id"])
     if notebook in resume.steps_done(run):
         return True
@@ -162,10 +107,6 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
              threads: int | None = None, echo=print) -> dict:
     """Execute one notebook of a workflow's pipeline run (`fold`: that fold of a model notebook only),
     unless MLflow holds its result already; `threads`: the job's CPU threads (its kernel's too)."""
-    from rbp import tracking
-    from rbp.pipeline import PipelineError
-    from rbp.tracking import resume
-
     record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     if notebook not in workflow_steps(params):
@@ -195,10 +136,6 @@ def run_step(run_file: str | Path, notebook: str, out: str | Path, fold: int | N
 
 def close_run(run_file: str | Path, out: str | Path, echo=print) -> dict:
     """End a workflow's pipeline run FINISHED once its steps are; returns what the target records."""
-    from rbp import tracking
-    from rbp.pipeline import PipelineError
-    from rbp.tracking import resume
-
     record = _read(run_file, RUN_KEYS)
     params = from_dict(record["params"], f"{run_file}: params")
     tracking.use_experiment(record["dataset"])
@@ -218,9 +155,7 @@ def leaderboard_job(entries: list[str], out: str | Path | None = None, output_di
                     echo=print) -> dict:
     """The leaderboard notebook over pipeline runs (`entries`: targets of `close_run`, run ids or
     names), its executed notebook and HTML report logged to its run in the `leaderboard` experiment."""
-    from rbp import tracking
     from rbp.leaderboard import EXPERIMENT
-    from rbp.pipeline import execute_notebook, log_report
 
     runs = [_read(entry)["run_id"] if entry.endswith(".json") else entry for entry in entries]
     tracking.connect()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from rbp import workflow
+from rbp import workflow, workflow_config
 from rbp.errors import RbpError
 from rbp.synthetic import write_planted
 from tests.conftest import ROOT
@@ -251,28 +251,28 @@ def test_a_collection_makes_a_data_set_of_every_subfolder_holding_the_files(tmp_
     monkeypatch.setenv("SETS_DIR", str(tmp_path))
     spec = {"dir": "$SETS_DIR", "params": "params/rbp31.yaml", "set": {"labelled": "train.fa.gz",
                                                                       "test_set": "test.fa.gz"}}
-    found = workflow.collection_datasets(spec)
+    found = workflow_config.collection_datasets(spec)
     assert list(found) == ["2_PARCLIP_A", "4_ICLIP_B"]
     assert found["4_ICLIP_B"] == {"params": "params/rbp31.yaml", "set": {
         "labelled": "train.fa.gz", "test_set": "test.fa.gz", "data_dir": str(tmp_path / "4_ICLIP_B")}}
-    assert list(workflow.collection_datasets({**spec, "only": ["4_ICLIP_B"]})) == ["4_ICLIP_B"]
+    assert list(workflow_config.collection_datasets({**spec, "only": ["4_ICLIP_B"]})) == ["4_ICLIP_B"]
     with pytest.raises(RbpError, match=r"collection.only names incomplete, not a data set of .* \(each needs "
                                        "train.fa.gz, test.fa.gz"):
-        workflow.collection_datasets({**spec, "only": ["incomplete"]})
+        workflow_config.collection_datasets({**spec, "only": ["incomplete"]})
     monkeypatch.delenv("SETS_DIR")
     with pytest.raises(RbpError, match=r"collection.dir \$SETS_DIR: an environment variable in it is not set"):
-        workflow.collection_datasets(spec)
+        workflow_config.collection_datasets(spec)
     with pytest.raises(RbpError, match="no subfolder of .* holds positives.fa, negatives.fa"):
-        workflow.collection_datasets({"dir": str(tmp_path)})
+        workflow_config.collection_datasets({"dir": str(tmp_path)})
     with pytest.raises(RbpError, match="collection has an unknown key sets"):
-        workflow.collection_datasets({"dir": str(tmp_path), "sets": []})
+        workflow_config.collection_datasets({"dir": str(tmp_path), "sets": []})
 
 
 def test_the_benchmark_workflow_interprets_each_set_after_comparing_it():
     from rbp.params import load_params
 
     params = load_params(ROOT / "params" / "rbp31.yaml")
-    assert workflow.workflow_steps(params) == ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "03_lstm_cv",
+    assert workflow_config.workflow_steps(params) == ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "03_lstm_cv",
                                                "03_ensemble_cv", "04_compare", "07_interpret"]
     assert params.folds == 0 and params.ambiguous == "keep"  # a fixed test set, scored whole
     snakefile = (ROOT / "workflow" / "Snakefile").read_text()
