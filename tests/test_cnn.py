@@ -33,6 +33,38 @@ def test_the_one_hot_encoding_is_fixed_and_blank_for_padding_unknown_and_mask():
     assert torch.equal(table[5:9], torch.eye(4)) and not table[[0, 1, MASK_ID]].any()
 
 
+@pytest.mark.parametrize("layers", [dict(channels=[16], kernel_size=[12], dilation=[1]),
+                                    dict(channels=[6, 5], kernel_size=[7, 3], dilation=[2, 1]),
+                                    dict(channels=[4], kernel_size=[16], dilation=[3]),
+                                    dict(channels=[4], kernel_size=[1], dilation=[1])])
+def test_the_first_layer_read_from_tables_equals_the_convolution(layers):
+    torch.manual_seed(5)
+    model = ConvClassifier(**layers, dense_size=4).eval()
+    sequences = ["".join(RNG.choice(list("ACGTN"), RNG.integers(20, 90))) for _ in range(50)] + ["ACGU"]
+    ids = torch.from_numpy(encode_nucleotides(sequences, min_width=model.receptive_field))
+    ids[0, 3] = MASK_ID
+    convolved = model.convolutions[0](model.embedding(ids).transpose(1, 2)).detach()
+    with torch.no_grad():
+        looked_up = model.first_layer_lookup(ids)
+        logits = model(ids)
+    torch.testing.assert_close(looked_up, convolved, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, model(ids).detach(), atol=1e-5, rtol=0)  # with gradients: the convolution
+
+
+def test_the_tables_follow_the_weights():
+    torch.manual_seed(6)
+    model = ConvClassifier(channels=[8], kernel_size=[6], dilation=[1], dense_size=4).eval()
+    ids = torch.from_numpy(encode_nucleotides([_sequence(40)], min_width=6))
+    with torch.no_grad():
+        before = model.first_layer_lookup(ids)
+        model.convolutions[0].weight.mul_(2)
+        model.convolutions[0].bias.zero_()
+        after = model.first_layer_lookup(ids)
+    torch.testing.assert_close(after, model.convolutions[0](model.embedding(ids).transpose(1, 2)).detach(),
+                               atol=1e-5, rtol=0)
+    assert not torch.allclose(before, after)
+
+
 def test_padding_does_not_change_a_sequences_logit(family):
     torch.manual_seed(0)
     model = family.build().eval()
