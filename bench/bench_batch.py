@@ -7,8 +7,11 @@ one window each). Rows: one fold model and the `--folds`-fold ensemble through t
 (`FoldEnsemble.scans`, what `rbp predict` runs), the same one sequence at a time (the path before
 batching), and `rbp predict` end to end (`apply_model`: FASTA read, scored, every output written).
 
-The floor: the multiply-adds one sequence costs a fold model (counted from its layers), over the
-machine's measured rate of multiply-adds (a large fp32 matrix product on the same threads).
+The floor: the multiply-adds one sequence costs a fold model (counted from its layers as they are
+evaluated), over the machine's measured rate of multiply-adds (a large fp32 matrix product on the same
+threads). The LSTM's first layer reads each k-mer's input projection from a table, so only its recurrent
+products count; the CNN's first convolution, read from tables too, is counted as the convolution it
+equals (its table sums are additions, bound by memory rather than by the multiply-add rate).
 Needs only the core of rbp. Prints Markdown tables; --json writes them.
 
     python bench/bench_batch.py [--n 20000] [--length 101] [--folds 5] [--json out.json]
@@ -56,10 +59,11 @@ def macs_per_sequence(name: str, params, length: int) -> float:
             total += positions * channels * width * kernel
             width = channels
         return total + width * p.dense_size + p.dense_size
-    if name == "lstm":
-        p, steps = params.lstm, length - params.k + 1
-        return (2 * steps * 4 * p.hidden_size * (p.embedding_dim + p.hidden_size) * p.num_layers
-                + 2 * p.hidden_size * p.dense_size + p.dense_size)
+    if name == "lstm":  # as evaluated: the first layer's input projection is a table row per k-mer
+        p, steps, hidden = params.lstm, length - params.k + 1, params.lstm.hidden_size
+        recurrent = 2 * steps * 4 * hidden * hidden * p.num_layers
+        later_inputs = 2 * steps * 4 * hidden * 2 * hidden * (p.num_layers - 1)
+        return recurrent + later_inputs + 2 * hidden * p.dense_size + p.dense_size
     if name == "kmer_lr":
         return sum(4**k for k in range(params.kmer_lr.k_min, params.kmer_lr.k_max + 1))
     if name == "dnabert":

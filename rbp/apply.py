@@ -369,7 +369,7 @@ def _write(predictor, uri, records, folder: Path, stride, threshold, motif, figu
             scan = scanned(predictor.window, record.id, record.sequence, starts, scores, threshold, motif)
             span = min(predictor.window, scan.length)
             windows.writelines(f"{record.id}\t{s}\t{s + span}\t{p:.6g}\n"
-                               for s, p in zip(starts, scores, strict=True))
+                               for s, p in zip(starts.tolist(), scores.tolist(), strict=True))
             graph.writelines(line + "\n" for line in bedgraph_lines(record.id, scan.profile))
             n_windows += len(scan.starts)
             sites[record.id] = scan.sites

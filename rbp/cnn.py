@@ -102,12 +102,19 @@ class ConvClassifier(nn.Module):
 
     def features(self, input_ids: torch.Tensor, activated: bool = True) -> torch.Tensor:
         """(N, filters, positions) of the last convolution; before its ReLU (and dropout) unless `activated`.
-        Evaluated without gradients, the first convolution is read from tables (`first_layer_lookup`),
-        unless something watches the one-hot input or the convolution (a hook, as attributions set)."""
-        layers = self.convolutions if activated else self.convolutions[:-2]
-        if self.training or torch.is_grad_enabled() or _hooked(self.embedding, self.convolutions[0]):
-            return layers(self.embedding(input_ids).transpose(1, 2))
-        return layers[1:](self.first_layer_lookup(input_ids))
+        Evaluated without gradients, the first convolution is read from tables (`first_layer_lookup`)."""
+        layers = list(self.convolutions) if activated else list(self.convolutions)[:-2]
+        if not self._looks_up():
+            return self.convolutions[:len(layers)](self.embedding(input_ids).transpose(1, 2))
+        x = self.first_layer_lookup(input_ids)
+        for layer in layers[1:]:
+            x = layer(x)
+        return x
+
+    def _looks_up(self) -> bool:
+        """Whether the first convolution is read from tables: when evaluating without gradients, and
+        nothing watches the one-hot input or the convolution (a hook, as attributions set)."""
+        return not (self.training or torch.is_grad_enabled() or _hooked(self.embedding, self.convolutions[0]))
 
     def first_layer_lookup(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(N, filters, positions): the first convolution (before its ReLU) as sums of table rows.
@@ -116,12 +123,20 @@ class ConvClassifier(nn.Module):
         contribution of `TAPS_PER_ROW` consecutive taps to every filter takes only symbols^taps values:
         a table. Each output position is then the sum of kernel / taps rows (4 for 12 taps) instead of
         a (4 x kernel) by filters product: the same values, in a few times less time on a CPU."""
+        index = self._lookup_index(input_ids)
+        if index is None:
+            return self.convolutions[0](self.embedding(input_ids).transpose(1, 2))  # the convolution's own error
+        return self._looked_up(index).transpose(1, 2)
+
+    def _lookup_index(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """(N, positions, parts): the table row each part of the kernel reads at each output position;
+        None when the sequences are narrower than the kernel."""
         conv = self.convolutions[0]
         kernel, spacing = conv.kernel_size[0], conv.dilation[0]
         positions = input_ids.shape[1] - (kernel - 1) * spacing
         if positions < 1:
-            return conv(self.embedding(input_ids).transpose(1, 2))  # the convolution's own error
-        table, symbol_of, n_symbols = self._lookup_tables()
+            return None
+        _, symbol_of, n_symbols = self._lookup_tables()
         taps, parts = TAPS_PER_ROW, -(-kernel // TAPS_PER_ROW)
         symbols = F.pad(symbol_of[input_ids], (0, parts * taps * spacing))  # past the end: padded taps only
         span = positions + (parts - 1) * taps * spacing
@@ -129,10 +144,13 @@ class ConvClassifier(nn.Module):
         for tap in range(1, taps):
             codes = codes * n_symbols + symbols[:, tap * spacing:tap * spacing + span]
         step, rows = taps * spacing, n_symbols**taps
-        index = torch.stack([codes[:, part * step:part * step + positions] + part * rows for part in range(parts)],
-                            dim=2)  # (N, positions, parts)
-        summed = F.embedding_bag(index.reshape(-1, parts), table, mode="sum")
-        return summed.view(len(input_ids), positions, -1).transpose(1, 2)
+        return torch.stack([codes[:, part * step:part * step + positions] + part * rows for part in range(parts)],
+                           dim=2)
+
+    def _looked_up(self, index: torch.Tensor) -> torch.Tensor:
+        """(N, positions, filters): the first convolution at the rows `index` names."""
+        summed = F.embedding_bag(index.reshape(-1, index.shape[2]), self._lookup_tables()[0], mode="sum")
+        return summed.view(index.shape[0], index.shape[1], -1)
 
     def _lookup_tables(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The first layer's tables, one block of symbols^taps rows per part of the kernel (the bias in
@@ -156,7 +174,7 @@ class ConvClassifier(nn.Module):
             tables.append(table)  # row: the symbols of the part's taps as digits, the first most significant
         if conv.bias is not None:
             tables[0] = tables[0] + conv.bias  # every position sums one row of each part
-        self._tables = (key, (torch.cat(tables).contiguous(), symbol_of, len(rows)))
+        self._tables = (key, (torch.cat(tables).contiguous(), symbol_of.to(torch.int32), len(rows)))
         return self._tables[1]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -172,8 +190,17 @@ class ConvClassifier(nn.Module):
         padded = not bool((lengths == input_ids.shape[1]).all())
         width = max(self.config["channels"]) * max(input_ids.shape[1], 1) * 4
         rows = max(1, FEATURE_BUDGET // width)
+        # one layer read from tables: the rows of the whole batch at once, the map as (N, positions, filters)
+        index = self._lookup_index(input_ids) if len(self.config["channels"]) == 1 and self._looks_up() else None
         pooled = []
         for first in range(0, len(input_ids), rows):
+            if index is not None:
+                features = self._looked_up(index[first:first + rows])
+                if padded:
+                    beyond = self._beyond(lengths[first:first + rows], features.transpose(1, 2)).transpose(1, 2)
+                    features = features.masked_fill(beyond, float("-inf"))
+                pooled.append(features.amax(dim=1))
+                continue
             features = self.features(input_ids[first:first + rows], activated=False)
             if padded:
                 features = features.masked_fill(self._beyond(lengths[first:first + rows], features), float("-inf"))

@@ -17,6 +17,7 @@ from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
 from rbp.train import TrainParams
 
 READOUTS = ("last", "max")
+UNROLL_FROM = 64  # sequences in a batch from which the step-by-step evaluation (`_unrolled`) pays
 
 
 @dataclass
@@ -62,10 +63,13 @@ class BiLSTMClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * hidden_size, dense_size), nn.ReLU(), nn.Linear(dense_size, 1))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        embedded = self.embedding(input_ids)
         width = input_ids.shape[1]
         lengths = (input_ids != PAD_ID).sum(dim=1).clamp(min=1)
         padded = not bool((lengths == width).all())
+        if not (padded or len(input_ids) < UNROLL_FROM or self.training or torch.is_grad_enabled()
+                or _hooked(self.embedding, self.lstm)):
+            return self.head(self._unrolled(input_ids)).squeeze(-1)
+        embedded = self.embedding(input_ids)
         if padded:
             inputs = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         else:
@@ -80,6 +84,88 @@ class BiLSTMClassifier(nn.Module):
                 outputs = outputs.masked_fill(beyond[:, :, None], float("-inf"))
             final = outputs.max(dim=1).values
         return self.head(final).squeeze(-1)
+
+
+    def _unrolled(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(N, 2 x hidden): the readout of the LSTM over unpadded sequences, evaluated step by step with
+        both directions in one batched product: the same values as `nn.LSTM` (to float rounding).
+        Each k-mer's input projection in the first layer is a row of a table (its embedding through
+        the input weights, both biases added), so a step there costs the recurrent product alone; a
+        later layer's input projection is one product over all positions. tanh is computed as
+        2 sigmoid(2x) - 1, which these CPUs evaluate several times faster."""
+        lstm, (table, layers) = self.lstm, self._step_tables()
+        n, width = input_ids.shape
+        hidden, vocab, depth = lstm.hidden_size, self.embedding.num_embeddings, lstm.num_layers
+        steps = torch.cat([input_ids.T, input_ids.flip(1).T + vocab], dim=1)  # (width, 2N): forward, backward
+        outputs = None
+        for layer, (inputs, bias, recurrent) in enumerate(layers):
+            if layer == 0:
+                def gate_inputs(t):
+                    return table.index_select(0, steps[t]).view(2, n, 4 * hidden)
+            else:  # the previous layer's outputs at each position, forward then backward units
+                below = torch.stack(outputs)  # (width, 2, N, hidden), the backward direction's in its own order
+                x = torch.cat([below[:, 0], below[:, 1].flip(0)], dim=2)  # (width, N, 2 x hidden)
+                pre = torch.stack([torch.matmul(x, inputs[0]) + bias[0], torch.matmul(x.flip(0), inputs[1]) + bias[1]],
+                                  dim=1)  # (width, 2, N, 4 x hidden)
+
+                def gate_inputs(t, pre=pre):
+                    return pre[t]
+            last_layer = layer == depth - 1
+            h = c = kept = None
+            outputs = []
+            for t in range(width):
+                gates = gate_inputs(t)
+                if h is not None:
+                    gates = torch.baddbmm(gates, h, recurrent)
+                s = torch.sigmoid(gates)  # i, f, g (its columns doubled: sigmoid(2g)), o
+                i, f, g, o = s.split(hidden, dim=2)
+                g = g * 2 - 1  # tanh of the cell input
+                c = i * g if c is None else torch.addcmul(f * c, i, g)
+                h = o * (torch.sigmoid(c * 2) * 2 - 1)
+                if not last_layer:
+                    outputs.append(h)
+                elif self.readout == "max":
+                    kept = h if kept is None else torch.maximum(kept, h)
+        kept = kept if self.readout == "max" else h
+        return torch.cat([kept[0], kept[1]], dim=1)
+
+    def _step_tables(self) -> tuple[torch.Tensor, list[tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]]]:
+        """What `_unrolled` multiplies by, kept until a weight changes: (2 x vocabulary, 4 x hidden), each
+        k-mer's first-layer gate inputs (forward rows, then backward ones); and per layer, both
+        directions' input weights (transposed; None in the first layer), biases (None there: in the
+        table) and recurrent weights (transposed), the cell-input gate's columns doubled."""
+        lstm = self.lstm
+        weights = [self.embedding.weight, *lstm.parameters()]
+        key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in weights)
+        cached = getattr(self, "_tables", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        hidden = lstm.hidden_size
+        scale = torch.ones(4 * hidden, dtype=lstm.weight_ih_l0.dtype, device=lstm.weight_ih_l0.device)
+        scale[2 * hidden:3 * hidden] = 2
+        table, layers = [], []
+        for layer in range(lstm.num_layers):
+            inputs, biases, recurrent = [], [], []
+            for suffix in ("", "_reverse"):
+                w_ih, w_hh, b_ih, b_hh = (getattr(lstm, f"{name}_l{layer}{suffix}") for name in
+                                          ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                if layer == 0:
+                    table.append((self.embedding.weight @ w_ih.T + b_ih + b_hh) * scale)
+                inputs.append(w_ih.T * scale)
+                biases.append((b_ih + b_hh) * scale)
+                recurrent.append(w_hh.T * scale)
+            layers.append((None, None, torch.stack(recurrent).contiguous()) if layer == 0 else
+                          (torch.stack(inputs).contiguous(), torch.stack(biases), torch.stack(recurrent).contiguous()))
+        self._tables = (key, (torch.cat(table).contiguous(), layers))
+        return self._tables[1]
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether a forward hook would see these modules run (their own hooks, or any module's)."""
+    from torch.nn.modules import module as hooks
+
+    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks) or \
+        any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
 class LSTMFamily:

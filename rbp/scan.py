@@ -111,7 +111,8 @@ def bedgraph_lines(sequence_id: str, values: np.ndarray) -> list[str]:
     change = np.flatnonzero(np.diff(values)) + 1
     begins = np.concatenate([[0], change])
     ends = np.concatenate([change, [len(values)]])
-    return [f"{sequence_id}\t{b}\t{e}\t{values[b]:.6g}" for b, e in zip(begins, ends, strict=True)]
+    return [f"{sequence_id}\t{b}\t{e}\t{v:.6g}"  # as Python numbers: formatted several times faster
+            for b, e, v in zip(begins.tolist(), ends.tolist(), values[begins].tolist(), strict=True)]
 
 
 def motif_positions(sequence: str, motif: str) -> list[int]:

@@ -1,8 +1,10 @@
+import random
+
 import pytest
 import torch
 
 from rbp.errors import RbpError
-from rbp.lstm import BiLSTMClassifier, LSTMFamily, LSTMParams
+from rbp.lstm import UNROLL_FROM, BiLSTMClassifier, LSTMFamily, LSTMParams
 
 
 def _lstm_params(input_size, hidden, layers):
@@ -42,6 +44,28 @@ def test_max_readout_is_the_maximum_of_the_last_layer_over_positions():
         assert torch.allclose(model(ids), model.head(outputs.max(dim=1).values).squeeze(-1))
     with pytest.raises(ValueError, match="readout must be one of last, max"):
         BiLSTMClassifier(vocab_size=69, readout="mean")
+
+
+@pytest.mark.parametrize("layers, readout", [(1, "max"), (1, "last"), (2, "last"), (2, "max")])
+def test_evaluating_step_by_step_equals_the_lstm(layers, readout):
+    torch.manual_seed(1)
+    model = BiLSTMClassifier(vocab_size=69, embedding_dim=12, hidden_size=10, num_layers=layers, dense_size=4,
+                             readout=readout).eval()
+    sequences = ["".join(random.Random(i).choices("ACGTN", k=40)) for i in range(UNROLL_FROM + 6)]
+    ids = LSTMFamily(LSTMParams(), 3).encode(sequences)["input_ids"]
+    expected = model(ids).detach()  # gradients on: nn.LSTM
+    assert getattr(model, "_tables", None) is None
+    with torch.no_grad():
+        unrolled = model(ids)
+        weights = model.lstm.weight_hh_l0
+        weights.mul_(-1)  # a changed weight is seen: the step tables are made again
+        changed = model(ids)
+        weights.mul_(-1)
+    torch.testing.assert_close(unrolled, expected, atol=1e-5, rtol=0)
+    assert getattr(model, "_tables", None) is not None  # the step-by-step path ran
+    assert not torch.allclose(changed, expected, atol=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), expected, atol=1e-5, rtol=0)
 
 
 def test_the_paper_recipes_keep_the_original_architecture():
