@@ -78,7 +78,8 @@ def one_hot_embedding() -> nn.Embedding:
 class ConvClassifier(nn.Module):
     """One-hot → [conv → ReLU → dropout] per layer → each filter's max over positions → dense → ReLU
     → dropout → 1 logit. Positions whose receptive field reaches past a sequence's end are left out
-    of the maximum, so a padded sequence gets the logit of the unpadded one."""
+    of the maximum, so a padded sequence gets the logit of the unpadded one. Evaluated on a CPU without
+    gradients, the first convolution is read from tables (`first_layer_lookup`: the same values)."""
 
     def __init__(self, channels=(128,), kernel_size=(12,), dilation=(1,), dropout: float = 0.2,
                  dense_size: int = 64):
@@ -112,9 +113,10 @@ class ConvClassifier(nn.Module):
         return x
 
     def _looks_up(self) -> bool:
-        """Whether the first convolution is read from tables: when evaluating without gradients, and
-        nothing watches the one-hot input or the convolution (a hook, as attributions set)."""
-        return not (self.training or torch.is_grad_enabled() or _hooked(self.embedding, self.convolutions[0]))
+        """Whether the first convolution is read from tables: when evaluating on a CPU without gradients,
+        and nothing watches the one-hot input or the convolution (a hook, as attributions set)."""
+        return not (self.training or torch.is_grad_enabled() or self.embedding.weight.device.type != "cpu"
+                    or _hooked(self.embedding, self.convolutions[0]))
 
     def first_layer_lookup(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(N, filters, positions): the first convolution (before its ReLU) as sums of table rows.

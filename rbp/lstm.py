@@ -46,7 +46,9 @@ class BiLSTMClassifier(nn.Module):
     (the maximum of each output unit over all positions, as DeepBind-style models pool: a motif
     anywhere in the sequence reaches the head as directly as one at either end). Returns one logit
     per sequence (the sigmoid is in the loss). Padding (id 0) is skipped by packing and left out of
-    the maximum, so a padded sequence gets the same logit as the unpadded one.
+    the maximum, so a padded sequence gets the same logit as the unpadded one. Evaluated on a CPU
+    without gradients, a batch of unpadded sequences goes through `_unrolled` (the same values, about
+    three times faster).
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 100,
@@ -66,8 +68,8 @@ class BiLSTMClassifier(nn.Module):
         width = input_ids.shape[1]
         lengths = (input_ids != PAD_ID).sum(dim=1).clamp(min=1)
         padded = not bool((lengths == width).all())
-        if not (padded or len(input_ids) < UNROLL_FROM or self.training or torch.is_grad_enabled()
-                or _hooked(self.embedding, self.lstm)):
+        if not (padded or len(input_ids) < UNROLL_FROM or input_ids.device.type != "cpu" or self.training
+                or torch.is_grad_enabled() or _hooked(self.embedding, self.lstm)):  # on a GPU: cuDNN's LSTM
             return self.head(self._unrolled(input_ids)).squeeze(-1)
         embedded = self.embedding(input_ids)
         if padded:
