@@ -127,7 +127,8 @@ class FoldEnsemble:
             short = len(sequence) <= self.window  # one window, itself (`window_starts`, without its checks)
             starts = np.zeros(1, dtype=np.int64) if short else window_starts(len(sequence), self.window, stride)
             if len(starts) <= CHUNK and not (scanner and len(starts) > self.batch_size):
-                pending.append((starts, [sequence] if short else [sequence[s:s + self.window] for s in starts.tolist()]))
+                windows = [sequence] if short else [sequence[s:s + self.window] for s in starts.tolist()]
+                pending.append((starts, windows))
                 waiting += len(starts)
                 if waiting >= CHUNK:
                     yield from flush()
