@@ -20,7 +20,7 @@ from torch import nn
 
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
-from rbp.train import TrainParams
+from rbp.train import TrainParams, derived, watched
 
 SCAN_CHUNK = 65_536  # windows scored per pass of a long sequence: memory stays flat in its length
 CHANGE_BUDGET = 2**25  # bytes of one (windows, positions, kernel, filters) tensor in `change_logits`
@@ -116,7 +116,7 @@ class ConvClassifier(nn.Module):
         """Whether the first convolution is read from tables: when evaluating on a CPU without gradients,
         and nothing watches the one-hot input or the convolution (a hook, as attributions set)."""
         return not (self.training or torch.is_grad_enabled() or self.embedding.weight.device.type != "cpu"
-                    or _hooked(self.embedding, self.convolutions[0]))
+                    or watched(self.embedding, self.convolutions[0]))
 
     def first_layer_lookup(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(N, filters, positions): the first convolution (before its ReLU) as sums of table rows.
@@ -158,11 +158,10 @@ class ConvClassifier(nn.Module):
         """The first layer's tables, one block of symbols^taps rows per part of the kernel (the bias in
         the first), the symbol of each token id, and the number of symbols; kept until a weight changes."""
         conv = self.convolutions[0]
-        key = tuple((t._version, t.data_ptr(), t.dtype, t.device)
-                    for t in (conv.weight, conv.bias, self.embedding.weight) if t is not None)
-        cached = getattr(self, "_tables", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        return derived(self, (conv.weight, conv.bias, self.embedding.weight), self._make_lookup_tables)
+
+    def _make_lookup_tables(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        conv = self.convolutions[0]
         kernel, taps = conv.kernel_size[0], TAPS_PER_ROW
         parts = -(-kernel // taps)
         rows, symbol_of = torch.unique(self.embedding.weight, dim=0, return_inverse=True)
@@ -176,8 +175,7 @@ class ConvClassifier(nn.Module):
             tables.append(table)  # row: the symbols of the part's taps as digits, the first most significant
         if conv.bias is not None:
             tables[0] = tables[0] + conv.bias  # every position sums one row of each part
-        self._tables = (key, (torch.cat(tables).contiguous(), symbol_of.to(torch.int32), len(rows)))
-        return self._tables[1]
+        return torch.cat(tables).contiguous(), symbol_of.to(torch.int32), len(rows)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         lengths = (input_ids != PAD_ID).sum(dim=1)
@@ -330,14 +328,6 @@ class CNNFamily:
     def load(self, directory: str | Path) -> ConvClassifier:
         """A model saved by `save` (the folder, or its model.pt), in eval mode on the CPU."""
         return load_checkpoint(self, directory, ConvClassifier)[0]
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether a forward hook would see these modules run (their own hooks, or any module's)."""
-    from torch.nn.modules import module as hooks
-
-    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks) or \
-        any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
 def _to(inputs: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

@@ -108,7 +108,7 @@ class FoldEnsemble:
         itself), in the order given. The windows of many sequences are scored together, about `CHUNK`
         at a time; a long sequence's a chunk at a time (memory stays flat in its length), or all in
         one pass by a family that scans (`window_logits`: the CNN)."""
-        from rbp.scan import check_stride, window_starts
+        from rbp.scan import window_starts
 
         pending: list[tuple[np.ndarray, list[str]]] = []  # sequences waiting: starts, windows
         waiting = 0  # their windows
@@ -122,12 +122,11 @@ class FoldEnsemble:
             waiting = 0
 
         scanner = hasattr(self.family, "window_logits")  # fully convolutional: every window in one pass
-        check_stride(self.window, stride)
         for sequence in sequences:
-            short = len(sequence) <= self.window  # one window, itself (`window_starts`, without its checks)
-            starts = np.zeros(1, dtype=np.int64) if short else window_starts(len(sequence), self.window, stride)
+            starts = window_starts(len(sequence), self.window, stride)
             if len(starts) <= CHUNK and not (scanner and len(starts) > self.batch_size):
-                windows = [sequence] if short else [sequence[s:s + self.window] for s in starts.tolist()]
+                windows = [sequence] if len(sequence) <= self.window else \
+                    [sequence[s:s + self.window] for s in starts.tolist()]
                 pending.append((starts, windows))
                 waiting += len(starts)
                 if waiting >= CHUNK:

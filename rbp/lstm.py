@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rbp.errors import RbpError
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, encode_kmers, kmer_vocab
-from rbp.train import TrainParams
+from rbp.train import TrainParams, derived, watched
 
 READOUTS = ("last", "max")
 UNROLL_FROM = 64  # sequences in a batch from which the step-by-step evaluation (`_unrolled`) pays
@@ -69,7 +69,7 @@ class BiLSTMClassifier(nn.Module):
         lengths = (input_ids != PAD_ID).sum(dim=1).clamp(min=1)
         padded = not bool((lengths == width).all())
         if not (padded or len(input_ids) < UNROLL_FROM or input_ids.device.type != "cpu" or self.training
-                or torch.is_grad_enabled() or _hooked(self.embedding, self.lstm)):  # on a GPU: cuDNN's LSTM
+                or torch.is_grad_enabled() or watched(self.embedding, self.lstm)):  # on a GPU: cuDNN's LSTM
             return self.head(self._unrolled(input_ids)).squeeze(-1)
         embedded = self.embedding(input_ids)
         if padded:
@@ -86,7 +86,6 @@ class BiLSTMClassifier(nn.Module):
                 outputs = outputs.masked_fill(beyond[:, :, None], float("-inf"))
             final = outputs.max(dim=1).values
         return self.head(final).squeeze(-1)
-
 
     def _unrolled(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(N, 2 x hidden): the readout of the LSTM over unpadded sequences, evaluated step by step with
@@ -136,13 +135,10 @@ class BiLSTMClassifier(nn.Module):
         k-mer's first-layer gate inputs (forward rows, then backward ones); and per layer, both
         directions' input weights (transposed; None in the first layer), biases (None there: in the
         table) and recurrent weights (transposed), the cell-input gate's columns doubled."""
-        lstm = self.lstm
-        weights = [self.embedding.weight, *lstm.parameters()]
-        key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in weights)
-        cached = getattr(self, "_tables", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        hidden = lstm.hidden_size
+        return derived(self, [self.embedding.weight, *self.lstm.parameters()], self._make_step_tables)
+
+    def _make_step_tables(self):
+        lstm, hidden = self.lstm, self.lstm.hidden_size
         scale = torch.ones(4 * hidden, dtype=lstm.weight_ih_l0.dtype, device=lstm.weight_ih_l0.device)
         scale[2 * hidden:3 * hidden] = 2
         table, layers = [], []
@@ -153,21 +149,13 @@ class BiLSTMClassifier(nn.Module):
                                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
                 if layer == 0:
                     table.append((self.embedding.weight @ w_ih.T + b_ih + b_hh) * scale)
-                inputs.append(w_ih.T * scale)
-                biases.append((b_ih + b_hh) * scale)
+                else:
+                    inputs.append(w_ih.T * scale)
+                    biases.append((b_ih + b_hh) * scale)
                 recurrent.append(w_hh.T * scale)
-            layers.append((None, None, torch.stack(recurrent).contiguous()) if layer == 0 else
-                          (torch.stack(inputs).contiguous(), torch.stack(biases), torch.stack(recurrent).contiguous()))
-        self._tables = (key, (torch.cat(table).contiguous(), layers))
-        return self._tables[1]
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether a forward hook would see these modules run (their own hooks, or any module's)."""
-    from torch.nn.modules import module as hooks
-
-    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks) or \
-        any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+            layers.append((torch.stack(inputs).contiguous() if inputs else None,
+                           torch.stack(biases) if biases else None, torch.stack(recurrent).contiguous()))
+        return torch.cat(table).contiguous(), layers
 
 
 class LSTMFamily:

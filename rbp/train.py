@@ -144,6 +144,25 @@ def probability_of(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.reshape(-1))
 
 
+def watched(*modules: torch.nn.Module) -> bool:
+    """Whether a forward hook would see these modules run (their own hooks, or any module's): an
+    evaluation path that skips them (the CNN's tables, the LSTM's steps) must not run then."""
+    from torch.nn.modules import module as hooks
+
+    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks) or \
+        any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def derived(module: torch.nn.Module, tensors, make):
+    """`make()`, which `module` derives from `tensors` (its weights), kept on the module until one of
+    them changes in place or is replaced (moved, loaded)."""
+    key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors if t is not None)
+    cached = module.__dict__.get("_derived")
+    if cached is None or cached[0] != key:
+        module.__dict__["_derived"] = cached = (key, make())
+    return cached[1]
+
+
 def _autocast(device: torch.device, amp: bool):
     # bf16 on CUDA (no loss scaling needed); full precision on CPU, where it is the faster path here.
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
