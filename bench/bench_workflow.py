@@ -13,41 +13,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
-from common import report
+from common import report, start_server
 
 from rbp.synthetic import write_planted
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
 NOTEBOOKS = ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "04_compare"]
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rbp", "server", "--port", str(port), "--workers", "2",
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "art")],
-        stdout=(folder / "server.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=5):
-                return process, uri
-        except OSError:
-            time.sleep(2)
-    process.kill()
-    raise SystemExit(f"the server did not answer: {(folder / 'server.log').read_text()[-2000:]}")
 
 
 def main() -> None:

@@ -1,13 +1,21 @@
-"""What the benchmarks share: the machine's name, device synchronisation, the Markdown table."""
+"""What the benchmarks share: the machine's name, device synchronisation, the Markdown table, a tracking
+server over a fresh store."""
 
 from __future__ import annotations
 
 import json
 import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
@@ -30,3 +38,23 @@ def report(title: str, columns: dict[str, str], rows: list[dict], json_path: Pat
         print("| " + " | ".join(str(row[key]) for key in columns) + " |")
     if json_path:
         json_path.write_text(json.dumps({"date": str(date.today()), "machine": machine(), "rows": rows}, indent=2))
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """`rbp server` over the store in `folder` (created if new) on a free port: (process, its URI)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rbp", "server", "--port", str(port), "--workers", "2",
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "art")],
+        stdout=(folder / "server.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=5):
+                return process, uri
+        except OSError:
+            time.sleep(2)
+    process.kill()
+    raise SystemExit(f"the server did not answer: {(folder / 'server.log').read_text()[-2000:]}")
