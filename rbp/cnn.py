@@ -179,15 +179,16 @@ class ConvClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         lengths = (input_ids != PAD_ID).sum(dim=1)
+        padded = not bool((lengths == input_ids.shape[1]).all())  # without padding, no position is masked
         if self.training:
             features = self.features(input_ids)
-            pooled = features.masked_fill(self._beyond(lengths, features), float("-inf")).max(dim=2).values
-            return self.head(pooled).squeeze(-1)
+            if padded:  # (the mask's copy, forward and backward, is a fifth of a training step)
+                features = features.masked_fill(self._beyond(lengths, features), float("-inf"))
+            return self.head(features.max(dim=2).values).squeeze(-1)
         # Evaluating: the last ReLU after the maximum gives the same values (it is monotone) on a tensor
-        # positions-times smaller, and a batch without padding needs no mask. The batch goes through
-        # the convolutions a few sequences at a time, so that their feature map stays in the cache
-        # (written and read again from memory it costs more than the convolution itself).
-        padded = not bool((lengths == input_ids.shape[1]).all())
+        # positions-times smaller. The batch goes through the convolutions a few sequences at a time, so
+        # that their feature map stays in the cache (written and read again from memory it costs more
+        # than the convolution itself).
         width = max(self.config["channels"]) * max(input_ids.shape[1], 1) * 4
         rows = max(1, FEATURE_BUDGET // width)
         # one layer read from tables: the rows of the whole batch at once, the map as (N, positions, filters)

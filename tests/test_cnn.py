@@ -74,6 +74,24 @@ def test_padding_does_not_change_a_sequences_logit(family):
     assert beside[0] == pytest.approx(alone[0], abs=1e-6)
 
 
+def test_in_training_too_padding_leaves_a_sequences_logit_and_gradient_alone():
+    torch.manual_seed(0)
+    model = ConvClassifier(channels=[6, 5], kernel_size=[7, 3], dilation=[1, 2], dropout=0.0, dense_size=4).train()
+    encode = CNNFamily(CNNParams(), k=3).encode
+    short, long = _sequence(30), _sequence(70)
+
+    def logit_and_gradient(sequences):
+        model.zero_grad()
+        logit = model(**encode(sequences))[0]
+        logit.backward()
+        return logit.detach(), model.convolutions[0].weight.grad.clone()
+
+    alone = logit_and_gradient([short])  # no padding: nothing masked
+    beside = logit_and_gradient([short, long])  # padded: its positions past the end masked
+    torch.testing.assert_close(beside[0], alone[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(beside[1], alone[1], atol=1e-6, rtol=1e-5)
+
+
 def test_one_pass_scan_equals_scoring_each_window(family):
     torch.manual_seed(1)
     model = family.build().eval()
