@@ -19,6 +19,7 @@ seqlets hold all eight letters.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,6 +140,23 @@ def warm_up() -> None:
     precompile.start()
 
 
+@contextmanager
+def _thread_budget():
+    """TF-MoDISco's numba kernels on no more threads than torch has (a one-thread job stays on one core),
+    and torch's thread count as it was afterwards: numba sets the OpenMP thread count both share, to
+    every core by default, and the models scored after it would otherwise compete with the other jobs."""
+    import numba
+    import torch
+
+    threads, kernels = torch.get_num_threads(), numba.get_num_threads()
+    numba.set_num_threads(min(threads, kernels))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(kernels)
+        torch.set_num_threads(threads)
+
+
 def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int = 5, **options) -> list[Motif]:
     """Motifs of positive contribution (what raises the binding score) from (N, L, 4) hypothetical
     contributions of equal-length sequences, by TF-MoDISco; the most supported first."""
@@ -150,7 +168,18 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
                        f"of shape {onehot.shape}")
     settings = {**MODISCO, **options}
     settings["sliding_window_size"] = min(settings["sliding_window_size"], onehot.shape[1] // 3)
-    positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical.astype(np.float32), **settings)
+    # TF-MoDISco cuts seqlets from windows of the bases' own contributions, thresholded on each sign; a
+    # sign no window has makes it fail deep inside (computed as it does, in its precision)
+    width = settings["sliding_window_size"]
+    cumulative = np.cumsum(np.multiply(onehot, hypothetical.astype(np.float32)).sum(axis=2), axis=-1)
+    cumulative = np.hstack([np.zeros((len(onehot), 1)), cumulative])
+    windows = cumulative[:, width:] - cumulative[:, :-width]
+    if not ((windows < 0).any() and (windows >= 0).any()):
+        raise RbpError(f"motif discovery: TF-MoDISco needs {width}-nt windows of both signs, and on these sites no "
+                       f"window {'lowers' if (windows >= 0).all() else 'raises'} the model's score (a plateau of "
+                       "its most confident scores): no motif search")
+    with _thread_budget():
+        positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical.astype(np.float32), **settings)
     motifs = []
     for pattern in sorted(positive or [], key=lambda p: -len(p.seqlets))[:max_motifs]:
         ppm, cwm = np.asarray(pattern.sequence), np.asarray(pattern.contrib_scores)

@@ -27,7 +27,7 @@ from rbp.pipeline import PipelineError, check_inputs, execute_notebook, log_repo
 from rbp.tracking import resume
 from rbp.workflow_config import model_notebooks, workflow_steps
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _write(path: str | Path, record: dict) -> None:

@@ -147,3 +147,39 @@ def test_integrated_gradients_say_where_there_are_no_token_embeddings():
                        family.encode(["ACGTAA", "TTTGGA"]), torch.tensor([1, 0]), torch.device("cpu"), 0)[0]
     with pytest.raises(RbpError, match="Integrated Gradients does not apply to it; use ism"):
         integrated_gradients(family, model, ["ACGTAC"])
+
+
+def test_motif_discovery_runs_on_the_threads_torch_has_and_leaves_them_so():
+    """TF-MoDISco's parallel numba kernels set the OpenMP thread count torch shares (to every core by
+    default): a one-thread job would then score its next models on two threads beside the other jobs."""
+    import numba
+
+    from rbp.motif_discovery import _thread_budget
+
+    @numba.njit(parallel=True)
+    def kernel(values):  # a parallel kernel, as TF-MoDISco's
+        total = 0.0
+        for i in numba.prange(values.shape[0]):
+            total += values[i]
+        return total
+
+    saved, kernels = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _thread_budget():
+            assert numba.get_num_threads() == 1
+            assert kernel(np.ones(1000)) == 1000.0
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == kernels
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_motif_discovery_names_windows_of_one_sign_instead_of_failing_inside_tf_modisco():
+    from rbp.motif_discovery import discover
+
+    sequences = ["ACGTACGTAC" * 3] * 4
+    hypothetical = one_hot(sequences) * 0.5  # every base raises the score: no negative contribution
+    with pytest.raises(RbpError, match="needs 10-nt windows of both signs.*no window lowers"):
+        discover(sequences, hypothetical)
+    with pytest.raises(RbpError, match="no window raises"):
+        discover(sequences, -hypothetical)
