@@ -130,6 +130,21 @@ def _progress(output: Path, echo):
         path.unlink(missing_ok=True)
 
 
+def _papermill(name: str, output: Path, values: dict, echo) -> None:
+    """papermill on one notebook; a kernel that died before it answered is started once more (jobs side
+    by side can pick the same free port for their kernels, and the second one then fails to bind it)."""
+    for attempt in (1, 2):
+        try:
+            papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
+                                       kernel_name="python3", cwd=str(project_root()), progress_bar=False,
+                                       extra_arguments=KERNEL_ARGUMENTS)
+            return
+        except RuntimeError as exc:
+            if attempt == 2 or "Kernel died before replying to kernel_info" not in str(exc):
+                raise
+            echo(f"  {output.stem}: its kernel did not start ({exc}); starting it again")
+
+
 def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, echo) -> float:
     """Run one notebook with papermill and log it to run `run_id` (when given), also when it fails;
     returns the seconds it took."""
@@ -137,9 +152,7 @@ def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, 
     echo(f"  {output.stem}: running")
     try:
         with _progress(output, echo):
-            papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
-                                       kernel_name="python3", cwd=str(project_root()), progress_bar=False,
-                                       extra_arguments=KERNEL_ARGUMENTS)
+            _papermill(name, output, values, echo)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists() and run_id:
             tracking.log_notebook(run_id, output)

@@ -439,3 +439,33 @@ def test_cuda_on_a_machine_without_it_leaves_nothing_behind(small_data_dir, tmp_
         run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "device": "cuda", "output_dir": str(tmp_path / "out")})
     assert not (tmp_path / "out").exists()
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_kernel_that_dies_before_it_answers_is_started_once_more(monkeypatch, tmp_path):
+    """Jobs side by side can pick the same free port for their kernels: the one that loses is retried,
+    any other failure is not."""
+    import rbp.pipeline
+
+    calls = []
+
+    def flaky(notebook, output, **kwargs):
+        calls.append(notebook)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        nbformat.write(nbformat.v4.new_notebook(), output)
+
+    monkeypatch.setattr(rbp.pipeline.papermill, "execute_notebook", flaky)
+    said = []
+    rbp.pipeline.execute_notebook("01_preprocess", tmp_path / "01_preprocess.ipynb", {}, None, said.append)
+    assert len(calls) == 2 and (tmp_path / "01_preprocess.ipynb").is_file()
+    assert any("its kernel did not start" in line for line in said)
+
+    def broken(notebook, output, **kwargs):
+        calls.append(notebook)
+        raise RuntimeError("something else")
+
+    calls.clear()
+    monkeypatch.setattr(rbp.pipeline.papermill, "execute_notebook", broken)
+    with pytest.raises(PipelineError, match="RuntimeError: something else"):
+        rbp.pipeline.execute_notebook("01_preprocess", tmp_path / "again.ipynb", {}, None, said.append)
+    assert len(calls) == 1
