@@ -90,6 +90,15 @@ def format_leaderboard(table: pd.DataFrame, digits: int = 4, metric: str = "auc"
     return wide
 
 
+def oriented(wide: pd.DataFrame) -> pd.DataFrame:
+    """`format_leaderboard`'s table as it reads best: a column per data set for a few of them; for more
+    data sets than models, a row per data set (and a column per model)."""
+    if wide.shape[1] - 3 > len(wide):  # less the mean, the mean rank and the choices
+        wide = wide.T.rename_axis("data set")
+        wide.columns.name = None
+    return wide
+
+
 def _metric_name(name: str) -> str:
     """MLflow takes letters, digits, _ - . space (and /, which would read as a path) in a metric name."""
     return re.sub(r"[^A-Za-z0-9_.\- ]", "_", name)

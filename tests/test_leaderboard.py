@@ -217,6 +217,12 @@ def test_many_fixed_test_sets_rank_on_roc_auc_and_auprc_with_the_mean_over_sets(
     assert wide.loc["CNN", "3_CLIP_P3"] == f"{cnn.mean_test_auprc.iloc[3]:.4f} (1)"  # one test set: no ± std
     auc = leaderboard.format_leaderboard(table)
     assert "chance (a guess)" not in auc.index and auc.loc["CNN", "mean rank"] == "1"
+    rows = leaderboard.oriented(wide)  # 8 sets, 3 models: a row per data set reads better
+    assert rows.index.name == "data set" and rows.columns.tolist() == ["chance (a guess)", "CNN", "LSTM", "k-mer LR"]
+    assert rows.loc["3_CLIP_P3", "CNN"] == wide.loc["CNN", "3_CLIP_P3"]
+    assert rows.index[-3:].tolist() == ["mean over data sets", "mean rank", "chosen on validation in"]
+    few = leaderboard.format_leaderboard(table[table.dataset.isin(["0_CLIP_P0", "1_CLIP_P1"])])
+    assert leaderboard.oriented(few) is few  # two data sets: a column each
     figure = plots.leaderboard(table)  # many data sets: a row each, ROC AUC and AUPRC side by side
     assert [ax.get_xlabel() for ax in figure.axes] == ["test ROC AUC", "test AUPRC"]
     assert len(figure.axes[0].get_yticklabels()) == 8 and "one fixed test set each" in figure._suptitle.get_text()

@@ -18,6 +18,14 @@ def _frame(matrix: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(np.asarray(matrix, dtype=float), columns=RNA)
 
 
+def _information(ppm) -> pd.DataFrame:
+    """A probability matrix as information content (bits), a small pseudocount keeping log(0) away and
+    each row summing to 1 (else logomaker prints a warning into the report)."""
+    probabilities = np.asarray(ppm, dtype=float) + 1e-6
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return logomaker.transform_matrix(_frame(probabilities), from_type="probability", to_type="information")
+
+
 def attribution_logos(interpretation, n: int = 5):
     """The attribution tracks of the `n` most confident sequences, one logo each: the letter of each
     position drawn as high as its score (below the line where it lowers the binding score)."""
@@ -49,8 +57,7 @@ def motif_logos(interpretation, length: int | None = None):
     fig, axes = plt.subplots(len(motifs), 2, figsize=(11, 1.9 * len(motifs) + 0.6), squeeze=False,
                              gridspec_kw={"width_ratios": [1.3, 1]})
     for (logo_ax, where_ax), motif in zip(axes, motifs, strict=True):
-        information = logomaker.transform_matrix(_frame(motif.ppm + 1e-6), from_type="probability",
-                                                 to_type="information")
+        information = _information(motif.ppm)
         logomaker.Logo(information, ax=logo_ax, color_scheme="classic")
         logo_ax.set_ylim(0, 2)
         logo_ax.set_xticks(range(len(motif.ppm)))
@@ -85,8 +92,7 @@ def top_motifs(entries: list[dict]):
             ax.axis("off")
             ax.set_title(title, fontsize=8, loc="left")
             continue
-        information = logomaker.transform_matrix(_frame(np.asarray(entry["ppm"]) + 1e-6), from_type="probability",
-                                                 to_type="information")
+        information = _information(entry["ppm"])
         logomaker.Logo(information, ax=ax, color_scheme="classic")
         ax.set_ylim(0, 2)
         ax.set_xticks([])
