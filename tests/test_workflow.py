@@ -186,6 +186,13 @@ def test_the_workflow_runs_a_data_set_fold_by_fold_against_a_server_and_resumes(
     leaderboard = client.get_run(board["run_id"])
     assert leaderboard.data.tags["model_family"] == "leaderboard"
     assert {item.path for item in client.list_artifacts(board["run_id"])} >= {"leaderboard.csv"}
+    # every job's wall time and memory, in Snakemake's benchmark files
+    timings = tmp_path / "targets" / "benchmarks"
+    assert sorted(path.relative_to(timings).as_posix() for path in timings.rglob("*.tsv")) == sorted([
+        f"{DATASET}/{job}.tsv" for job in ("compare", "kmer_lr-fold-1", "kmer_lr-fold-2", "kmer_lr-gather", "open")
+    ] + ["leaderboard.tsv"])
+    seconds = float((timings / DATASET / "kmer_lr-fold-1.tsv").read_text().splitlines()[1].split("\t")[0])
+    assert 0 < seconds < 1200
 
     again = _snakemake(config, "--cores", "2", env=env)  # everything is complete: nothing runs
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
