@@ -182,7 +182,7 @@ class ConvClassifier(nn.Module):
         padded = not bool((lengths == input_ids.shape[1]).all())  # without padding, no position is masked
         if self.training:
             features = self.features(input_ids)
-            if padded:  # (the mask's copy, forward and backward, is a fifth of a training step)
+            if padded:  # (the mask costs a copy of the feature map, forward and backward)
                 features = features.masked_fill(self._beyond(lengths, features), float("-inf"))
             return self.head(features.max(dim=2).values).squeeze(-1)
         # Evaluating: the last ReLU after the maximum gives the same values (it is monotone) on a tensor
