@@ -37,14 +37,19 @@ def job_kind(name: str) -> str:
     return {"open": "open (preprocess)", "compare": "compare and interpret, close"}.get(name, name)
 
 
+def read_time(path: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of one Snakemake benchmark file."""
+    with path.open() as handle:
+        row = next(csv.DictReader(handle, delimiter="\t"))
+    rss = row.get("max_rss", "NA")
+    return float(row["s"]), float(rss) if rss not in ("NA", "-") else float("nan")
+
+
 def read_times(folder: Path) -> dict[str, dict[str, tuple[float, float]]]:
     """set -> job -> (seconds, peak RSS in MiB) from Snakemake's benchmark files under `folder`."""
     times: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for path in sorted(folder.glob("*/*.tsv")):
-        with path.open() as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        rss = row.get("max_rss", "NA")
-        times[path.parent.name][path.stem] = (float(row["s"]), float(rss) if rss not in ("NA", "-") else float("nan"))
+        times[path.parent.name][path.stem] = read_time(path)
     return times
 
 
@@ -86,7 +91,7 @@ def main() -> None:
             kinds[job_kind(job)].append(seconds)
     job_seconds = sum(sum(values) for values in kinds.values())
     board = out / "targets" / "benchmarks" / "leaderboard.tsv"
-    leaderboard = float(next(csv.DictReader(board.open(), delimiter="\t"))["s"]) if board.is_file() else 0.0
+    leaderboard = read_time(board)[0] if board.is_file() else 0.0
     print(f"snakemake exit {done.returncode}; wall time of this call {wall:.0f} s; the jobs' own time "
           f"{job_seconds + leaderboard:.0f} s on {args.cores} cores, of it the leaderboard {leaderboard:.0f} s\n")
     report(f"RBP-31 workflow per kind of job, {len(sets)} sets, --cores {args.cores}, one thread per job",

@@ -170,8 +170,8 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
     settings["sliding_window_size"] = min(settings["sliding_window_size"], onehot.shape[1] // 3)
     # TF-MoDISco cuts seqlets from windows of the bases' own contributions, thresholded on each sign; a
     # sign no window has makes it fail deep inside (computed as it does, in its precision)
-    width = settings["sliding_window_size"]
-    cumulative = np.cumsum(np.multiply(onehot, hypothetical.astype(np.float32)).sum(axis=2), axis=-1)
+    width, hypothetical = settings["sliding_window_size"], hypothetical.astype(np.float32)
+    cumulative = np.cumsum(np.multiply(onehot, hypothetical).sum(axis=2), axis=-1)
     cumulative = np.hstack([np.zeros((len(onehot), 1)), cumulative])
     windows = cumulative[:, width:] - cumulative[:, :-width]
     if not ((windows < 0).any() and (windows >= 0).any()):
@@ -179,7 +179,7 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
                        f"window {'lowers' if (windows >= 0).all() else 'raises'} the model's score (a plateau of "
                        "its most confident scores): no motif search")
     with _thread_budget():
-        positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical.astype(np.float32), **settings)
+        positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical, **settings)
     motifs = []
     for pattern in sorted(positive or [], key=lambda p: -len(p.seqlets))[:max_motifs]:
         ppm, cwm = np.asarray(pattern.sequence), np.asarray(pattern.contrib_scores)
