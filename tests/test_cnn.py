@@ -6,7 +6,7 @@ import torch
 
 from rbp.cnn import CNNFamily, CNNParams, ConvClassifier
 from rbp.fold_ensemble import FoldEnsemble
-from rbp.kmers import MASK_ID, encode_nucleotides
+from rbp.kmers import MASK_ID, PAD_ID, encode_nucleotides
 from rbp.train import predict
 
 RNG = np.random.default_rng(0)
@@ -90,6 +90,39 @@ def test_in_training_too_padding_leaves_a_sequences_logit_and_gradient_alone():
     beside = logit_and_gradient([short, long])  # padded: its positions past the end masked
     torch.testing.assert_close(beside[0], alone[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(beside[1], alone[1], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels, kernel_size, dilation", [([6], [7], [1]), ([6, 5], [7, 3], [1, 2])])
+def test_training_pools_as_relu_then_dropout_then_the_maximum_would(channels, kernel_size, dilation):
+    """The training forward takes the maximum before the last ReLU and dropout's scaling: the same logit and
+    gradient as the layers applied in their order, with the dropout mask it draws."""
+    torch.manual_seed(0)
+    model = ConvClassifier(channels, kernel_size, dilation, dropout=0.4, dense_size=4).train()
+    ids = CNNFamily(CNNParams(kernel_size=kernel_size, dilation=dilation), k=3).encode(
+        [_sequence(40), _sequence(33), _sequence(25)])["input_ids"]
+
+    def in_order():
+        x = model.embedding(ids).transpose(1, 2)
+        for layer in list(model.convolutions)[:-1]:
+            x = layer(x)  # ... the last ReLU
+        keep = torch.rand(x.shape) >= 0.4  # the draw the forward makes
+        x = x * keep / 0.6
+        x = x.masked_fill(model._beyond((ids != PAD_ID).sum(1), x), float("-inf"))
+        return model.head(x.max(dim=2).values).squeeze(-1)
+
+    results = []
+    for forward in (lambda: model(input_ids=ids), in_order):
+        torch.manual_seed(7)
+        model.zero_grad()
+        logits = forward()
+        logits.sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (fused, fused_grads), (ordered, ordered_grads) = results
+    assert len(set(fused.tolist())) == 3  # dropout and the head's mask drew the same values in both
+    torch.testing.assert_close(fused, ordered, atol=1e-6, rtol=1e-5)
+    for a, b in zip(fused_grads, ordered_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert fused_grads[0].abs().sum() > 0
 
 
 def test_one_pass_scan_equals_scoring_each_window(family):
