@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rbp.dropout import Dropout, kept
 from rbp.families import load_checkpoint, save_checkpoint
 from rbp.kmers import PAD_ID, SPECIAL_TOKENS, encode_nucleotides
 from rbp.train import TrainParams, derived, watched
@@ -91,10 +92,10 @@ class ConvClassifier(nn.Module):
         self.embedding = one_hot_embedding()
         layers, width = [], 4
         for out, kernel, spacing in zip(channels, kernel_size, dilation, strict=True):
-            layers += [nn.Conv1d(width, out, kernel, dilation=spacing), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Conv1d(width, out, kernel, dilation=spacing), nn.ReLU(), Dropout(dropout)]
             width = out
         self.convolutions = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(width, dense_size), nn.ReLU(), nn.Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(width, dense_size), nn.ReLU(), Dropout(dropout),
                                   nn.Linear(dense_size, 1))
 
     @property
@@ -211,14 +212,13 @@ class ConvClassifier(nn.Module):
         dropout, computed in the order that touches the feature map least. Dropout zeroes a position,
         and the ReLU and dropout's 1 / (1 - p) scaling are monotone, so the maximum of the masked map
         before them, passed through them, is the same value with the same gradient. The mask is drawn
-        from uniform numbers (torch's global generator, seeded like `nn.Dropout`'s): on a CPU that is
-        a few times faster than `bernoulli_`, which took most of a training step."""
+        by `rbp.dropout.kept`, on every device."""
         x = self.embedding(input_ids).transpose(1, 2)
         for layer in list(self.convolutions)[:-2]:
             x = layer(x)  # ... the last convolution, before its ReLU and dropout
         p = self.convolutions[-1].p
         if p:
-            x = x * torch.rand(x.shape, device=x.device, dtype=x.dtype).ge_(p)  # kept: 1.0, dropped: 0.0
+            x = x * kept(x, p)
         if lengths is not None:  # (the mask costs a copy of the feature map, forward and backward)
             x = x.masked_fill(self._beyond(lengths, x), float("-inf"))
         pooled = F.relu(x.max(dim=2).values)

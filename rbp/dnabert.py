@@ -22,6 +22,7 @@ from rbp.dnabert_checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from rbp.dropout import draw_on_cpu_fast
 from rbp.families import FAMILIES
 from rbp.kmers import encode_kmers, kmer_strings, kmer_vocab
 from rbp.train import TrainParams
@@ -242,9 +243,9 @@ class DNABERTFamily:
             attention_dropout=self.params.attention_dropout,
             attn_implementation=self.attn_implementation,
         )
-        if self.checkpoint:
-            return load_model(self.checkpoint, **options)
-        return scratch_model(self.k, self.params.size, **options)
+        model = load_model(self.checkpoint, **options) if self.checkpoint else \
+            scratch_model(self.k, self.params.size, **options)
+        return draw_on_cpu_fast(model)  # its hidden dropout's masks (`rbp.dropout`)
 
     def encode(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token ids and mask. A sequence with more k-mers than `max_seq_length` - 2 keeps its centred

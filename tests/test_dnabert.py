@@ -379,3 +379,16 @@ def test_fold_checkpoints_are_logged_by_size_not_by_device():
     assert small.log_checkpoints and not base.log_checkpoints
     assert DNABERTFamily(DNABERTParams(size="base", log_checkpoints=True), 3).log_checkpoints
     assert not DNABERTFamily(DNABERTParams(log_checkpoints=False), 3).log_checkpoints
+
+
+def test_built_models_draw_their_hidden_dropout_fast_from_scratch_or_a_checkpoint(tmp_path):
+    from torch import nn
+
+    from rbp.dropout import Dropout
+
+    directory = write_dnabert_checkpoint(tmp_path / "ckpt")
+    for family in (DNABERTFamily(DNABERTParams(init="scratch", size="small", hidden_dropout=0.2), 3),
+                   DNABERTFamily(DNABERTParams(checkpoint=str(directory), hidden_dropout=0.2), 3)):
+        dropouts = [m for m in family.build().modules() if isinstance(m, nn.Dropout)]
+        assert dropouts and all(type(m) is Dropout for m in dropouts)
+        assert {m.p for m in dropouts} >= {0.2}
