@@ -32,28 +32,38 @@ from rbp.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).parent / ".data" / "rbp31"
-BEST = load_params(ROOT / "params" / "best.yaml")
-CANDIDATES = {  # name -> (family, section overrides on params/rbp31.yaml)
-    "kmer_lr-3to6": ("kmer_lr", {}),
-    "cnn-128x12": ("cnn", {}),  # params/rbp31.yaml's CNN: the default job's
-    "cnn-best.yaml": ("cnn", {key: getattr(BEST.cnn, key) for key in vars(BEST.cnn)}),  # params/best.yaml, unchanged
-    "cnn-256x12-mask0.1": ("cnn", {"channels": [256], "kernel_size": [12], "dropout": 0.3, "mask_fraction": 0.1,
-                                   "max_epochs": 25, "patience": 4}),
-    "cnn-2layer-dilated": ("cnn", {"channels": [128, 128], "kernel_size": [12, 5], "dilation": [1, 2],
-                                   "max_epochs": 25, "patience": 4}),
-    "lstm-1layer-max": ("lstm", {}),  # params/rbp31.yaml's LSTM: the default job's
+BEST, DEFAULT = (load_params(ROOT / "params" / name) for name in ("best.yaml", "default.yaml"))
+
+
+def section(params, family: str, **changes) -> tuple[str, dict]:
+    """A candidate: the whole `family` section of `params`, with `changes`; complete, so that a later change
+    of `params/rbp31.yaml` (which it overrides) leaves a candidate, and its cached figures, as they were."""
+    part = getattr(params, family)
+    return family, {**{key: getattr(part, key) for key in vars(part)}, **changes}
+
+
+CANDIDATES = {  # name -> (family, its whole section, which replaces params/rbp31.yaml's)
+    "kmer_lr-3to6": section(DEFAULT, "kmer_lr"),
+    "cnn-128x12": section(DEFAULT, "cnn"),  # the default job's
+    "cnn-best.yaml": section(BEST, "cnn"),  # params/best.yaml, unchanged
+    "cnn-256x12-mask0.1": section(DEFAULT, "cnn", channels=[256], kernel_size=[12], dropout=0.3, mask_fraction=0.1,
+                                  max_epochs=25, patience=4),
+    "cnn-2layer-dilated": section(DEFAULT, "cnn", channels=[128, 128], kernel_size=[12, 5], dilation=[1, 2],
+                                  max_epochs=25, patience=4),
+    "lstm-1layer-max": section(DEFAULT, "lstm"),  # the default job's
+    "lstm-15epochs": section(DEFAULT, "lstm", max_epochs=15, patience=3),  # the same LSTM, trained longer
 }
 
 
-def set_params(folder: Path, section: dict, family: str):
+def set_params(folder: Path, overrides: dict, family: str):
     return load_params(ROOT / "params" / "rbp31.yaml",
                        {"data_dir": str(folder), "labelled": "train.fa.gz", "test_set": "test.fa.gz",
-                        "dataset": folder.name, family: section})
+                        "dataset": folder.name, family: overrides})
 
 
 def run_candidate(folder: Path, name: str) -> dict:
-    family_name, section = CANDIDATES[name]
-    params = set_params(folder, section, family_name)
+    family_name, overrides = CANDIDATES[name]
+    params = set_params(folder, overrides, family_name)
     with tempfile.TemporaryDirectory() as tmp:
         folds = folds_for(params, None, Path(tmp))
         family = make_family(family_name, params)
@@ -65,7 +75,7 @@ def run_candidate(folder: Path, name: str) -> dict:
     out = CACHE / folder.name
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / f"{name}.csv.gz", index=False)
-    record = {"set": folder.name, "name": name, "family": family_name, "overrides": section,
+    record = {"set": folder.name, "name": name, "family": family_name, "overrides": overrides,
               "seconds": round(seconds), "best_epoch": result.best_epoch, "val_auc": result.training.best_val_auc,
               **_scores(frame)}
     (out / f"{name}.json").write_text(json.dumps(record, indent=1))
