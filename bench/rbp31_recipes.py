@@ -38,8 +38,7 @@ BEST, DEFAULT = (load_params(ROOT / "params" / name) for name in ("best.yaml", "
 def section(params, family: str, **changes) -> tuple[str, dict]:
     """A candidate: the whole `family` section of `params`, with `changes`; complete, so that a later change
     of `params/rbp31.yaml` (which it overrides) leaves a candidate, and its cached figures, as they were."""
-    part = getattr(params, family)
-    return family, {**{key: getattr(part, key) for key in vars(part)}, **changes}
+    return family, {**params.to_dict()[family], **changes}
 
 
 CANDIDATES = {  # name -> (family, its whole section, which replaces params/rbp31.yaml's)
