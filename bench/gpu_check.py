@@ -24,6 +24,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from datetime import date
 from pathlib import Path
 
@@ -78,24 +79,32 @@ def cross_validation(data: Path | None, tiny: bool, device: torch.device, work: 
 
 
 def markdown(report: dict) -> str:
+    """The report as Markdown; a part that failed is named with its error instead of its table."""
     lines = [f"GPU check, {report['date']}, {report['machine']}, torch {report['torch']}, "
              f"transformers {report['transformers']}, Python {report['python']}"
-             + (" (**--tiny**: toy sizes, not a measurement)" if report["tiny"] else ""), "",
-             "| DNABERT-3 size | precision | attention | step (ms) | seq/s | TFLOP/s |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['size']} | {r['precision']} | {r['attention']} | {r['step_ms']} | {r['train_seq_per_s']} | "
-              f"{r['tflops']} |" for r in report["dnabert_step"]]
-    cv = report["cross_validation"]
-    lines += ["", f"DNABERT ({cv['init']}, size {cv['size']}) on `{cv['dataset']}`, {cv['folds']} folds, up to "
-              f"{cv['max_epochs']} epochs, bf16 autocast {'on' if cv['amp'] else 'off'}: {cv['seconds_total']} s "
-              f"in all; per fold {', '.join(map(str, cv['seconds_per_fold']))} s; epochs chosen on validation "
-              f"{cv['best_epochs']}.", "", "| metric | mean ± std over folds |", "| --- | --- |"]
-    lines += [f"| {key} | {cv[f'mean_{key}']:.4f} ± {cv[f'std_{key}']:.4f} |" for key in HEADLINE]
-    lstm = report["lstm"]
-    lines += ["", f"biLSTM ({lstm['params']} recipe) on {lstm['device']}: training {lstm['train_seq_per_s']} seq/s "
-              f"(an epoch of 4464 in {lstm['epoch_seconds']} s), evaluation {lstm['eval_seq_per_s']} seq/s.",
-              "", "| scan (rbp predict, stride 1) | transcript (nt) | windows/s | nt/s |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['model']} | {r['length']} | {r['windows_per_s']} | {r['nt_per_s']} |" for r in report["scan"]]
+             + (" (**--tiny**: toy sizes, not a measurement)" if report["tiny"] else "")]
+    if "dnabert_step" in report:
+        lines += ["", "| DNABERT-3 size | precision | attention | step (ms) | seq/s | TFLOP/s |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['size']} | {r['precision']} | {r['attention']} | {r['step_ms']} | {r['train_seq_per_s']} | "
+                  f"{r['tflops']} |" for r in report["dnabert_step"]]
+    if "cross_validation" in report:
+        cv = report["cross_validation"]
+        lines += ["", f"DNABERT ({cv['init']}, size {cv['size']}) on `{cv['dataset']}`, {cv['folds']} folds, up to "
+                  f"{cv['max_epochs']} epochs, bf16 autocast {'on' if cv['amp'] else 'off'}: {cv['seconds_total']} s "
+                  f"in all; per fold {', '.join(map(str, cv['seconds_per_fold']))} s; epochs chosen on validation "
+                  f"{cv['best_epochs']}.", "", "| metric | mean ± std over folds |", "| --- | --- |"]
+        lines += [f"| {key} | {cv[f'mean_{key}']:.4f} ± {cv[f'std_{key}']:.4f} |" for key in HEADLINE]
+    if "lstm" in report:
+        lstm = report["lstm"]
+        lines += ["", f"biLSTM ({lstm['params']} recipe) on {lstm['device']}: training {lstm['train_seq_per_s']} "
+                  f"seq/s (an epoch of 4464 in {lstm['epoch_seconds']} s), evaluation {lstm['eval_seq_per_s']} seq/s."]
+    if "scan" in report:
+        lines += ["", "| scan (rbp predict, stride 1) | transcript (nt) | windows/s | nt/s |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r['model']} | {r['length']} | {r['windows_per_s']} | {r['nt_per_s']} |" for r in report["scan"]]
+    for name, error in report["failed"].items():
+        lines += ["", f"**{name} failed:** `{error}`"]
     lines += ["", f"Wall time of the whole check: {report['seconds']} s."]
     return "\n".join(lines) + "\n"
 
@@ -114,7 +123,6 @@ def main() -> None:
     device = resolve_device("auto")
     args.out.mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the side-by-side
         variants = [("fp32", "eager"), ("bf16", "sdpa")]
     else:
         variants = [("fp32", "eager"), ("fp32", "sdpa")]
@@ -123,21 +131,44 @@ def main() -> None:
 
     report = {"date": str(date.today()), "machine": machine(), "torch": torch.__version__,
               "transformers": transformers.__version__, "python": platform.python_version(), "tiny": args.tiny,
-              "dnabert_step": [dnabert_step(size, device, p, a, steps) for p, a in variants]}
-    torch.backends.cuda.matmul.allow_tf32 = True
-    with tempfile.TemporaryDirectory() as work:
-        report["cross_validation"] = cross_validation(args.data, args.tiny, device, Path(work))
-    report["lstm"] = lstm_epoch("paper", device, 2, n=256) if args.tiny else lstm_epoch("paper", device, 40)
+              "failed": {}}
+
+    def stage(name, measure):
+        """One part of the check: a failure is written down and the next part still runs; the report is
+        saved after every part, so a call cut short by its time limit still returns what it measured."""
+        try:
+            report[name] = measure()
+        except Exception as error:  # noqa: BLE001 - reported, and the check exits non-zero
+            report["failed"][name] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+
+    def dnabert_steps():
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the side-by-side
+        try:
+            return [dnabert_step(size, device, p, a, steps) for p, a in variants]
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = True
+
+    def cv():
+        with tempfile.TemporaryDirectory() as work:
+            return cross_validation(args.data, args.tiny, device, Path(work))
+
     transcript = _transcript(300 if args.tiny else 20_000)
     folds = 2 if args.tiny else 5
-    report["scan"] = [{"model": f"{family} ({recipe}), {folds} folds", "length": len(transcript), "stride": 1,
-                       **scan_rate(_predictor(family, recipe, folds, device), transcript, 1, device)}
-                      for family, recipe in (("lstm", "default"), ("lstm", "paper"), ("dnabert", "default"))]
-    report["seconds"] = round(time.perf_counter() - start, 1)
+    stage("dnabert_step", dnabert_steps)
+    stage("cross_validation", cv)
+    stage("lstm", lambda: lstm_epoch("paper", device, 2, n=256) if args.tiny else lstm_epoch("paper", device, 40))
+    stage("scan", lambda: [{"model": f"{family} ({recipe}), {folds} folds", "length": len(transcript), "stride": 1,
+                            **scan_rate(_predictor(family, recipe, folds, device), transcript, 1, device)}
+                           for family, recipe in (("lstm", "default"), ("lstm", "paper"), ("dnabert", "default"))])
     report["mlflow_or_papermill_imported"] = sorted({"mlflow", "papermill"} & set(sys.modules))
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (args.out / "gpu_check.md").write_text(markdown(report))
     print(markdown(report))
+    if report["failed"]:
+        sys.exit(f"gpu check: {len(report['failed'])} part(s) failed: {', '.join(report['failed'])}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,37 @@ def test_the_gpu_check_refuses_a_machine_without_a_gpu_unless_tiny(tmp_path):
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "torch sees no CUDA device" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _gpu_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failing_part_of_the_gpu_check_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    check = _gpu_check_module()
+    step = {"size": "small", "precision": "fp32", "attention": "eager", "step_ms": 1.0, "train_seq_per_s": 32.0,
+            "tflops": 0.1}
+    monkeypatch.setattr(check, "dnabert_step", lambda size, device, precision, attention, steps: dict(step))
+
+    def no_cuda_left(*args):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(check, "cross_validation", no_cuda_left)
+    monkeypatch.setattr(check, "lstm_epoch", lambda *args, **kwargs: {
+        "params": "paper", "device": "cpu", "train_seq_per_s": 10.0, "epoch_seconds": 1.0, "eval_seq_per_s": 20.0})
+    monkeypatch.setattr(check, "_predictor", lambda *args: None)
+    monkeypatch.setattr(check, "scan_rate", lambda *args: {"windows": 220, "windows_per_s": 5.0, "nt_per_s": 6.0})
+    monkeypatch.setattr("sys.argv", ["gpu_check.py", "--tiny", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="1 part\\(s\\) failed: cross_validation"):
+        check.main()
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["failed"] == {"cross_validation": "RuntimeError: CUDA out of memory"}
+    assert "cross_validation" not in report and report["lstm"]["epoch_seconds"] == 1.0 and len(report["scan"]) == 3
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert "**cross_validation failed:** `RuntimeError: CUDA out of memory`" in table
+    assert "| small | fp32 | eager |" in table and "| test_auc |" not in table and "windows/s" in table
