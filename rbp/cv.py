@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from rbp.data import Folds
+from rbp.errors import RbpError
 from rbp.families import FittedFamily, ModelFamily
 from rbp.metrics import TEST_METRICS, binary_metrics, summarize_folds
 from rbp.train import EpochLog, TrainParams, TrainResult, predict, seed_everything, train_model
@@ -167,6 +168,10 @@ def cross_validate(family: ModelFamily, folds: Folds, cfg: TrainParams, device: 
     trains as it would among the others."""
     callbacks = _callbacks(callbacks)
     todo = list(folds.fold_numbers if only is None else only)
+    unknown = [fold for fold in todo if fold not in folds.fold_numbers]
+    if unknown:  # a fold these folds do not hold would train on nothing
+        raise RbpError(f"only: fold {', '.join(map(str, unknown))} is not a fold of {folds.dir} "
+                       f"(its folds: {', '.join(map(str, folds.fold_numbers))})")
     encoded = family.encode(folds.sequences.sequence) if todo else None  # once: every fold slices the same tensors
     results = list(kept) + [run_fold(family, folds, fold, cfg, device, seed, callbacks, progress, encoded)
                             for fold in todo]
