@@ -11,12 +11,11 @@ fp32 with eager and with SDPA attention. Needs only the core of rbp.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import report, sync
+from common import report, time_steps
 
 from rbp.dnabert import DNABERTParams, encode, scratch_model
 from rbp.optim import make_optimizer
@@ -25,18 +24,19 @@ from rbp.train import loss_of, seed_everything
 BATCH, LENGTH = 32, 81
 
 
-def _batch(device):
+def batch_of(device, batch: int = BATCH):
+    """`batch` random 81-nt sequences as DNABERT-3 inputs on `device`, and random labels."""
     rng = np.random.default_rng(0)
-    seqs = ["".join(row) for row in rng.choice(list("ACGT"), size=(BATCH, LENGTH))]
+    seqs = ["".join(row) for row in rng.choice(list("ACGT"), size=(batch, LENGTH))]
     inputs = {k: v.to(device) for k, v in encode(seqs, 3, 100).items()}
-    return inputs, torch.randint(0, 2, (BATCH,), device=device)
+    return inputs, torch.randint(0, 2, (batch,), device=device)
 
 
 def measure(size: str, device: torch.device, precision: str, attention: str, steps: int) -> dict:
     seed_everything(0)
     model = scratch_model(3, size, attn_implementation=attention).to(device).train()
     optimizer = make_optimizer(model, DNABERTParams())
-    inputs, labels = _batch(device)
+    inputs, labels = batch_of(device)
     tokens = int(inputs["attention_mask"].sum())
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -48,14 +48,7 @@ def measure(size: str, device: torch.device, precision: str, attention: str, ste
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    seconds = (time.perf_counter() - start) / steps
+    seconds = time_steps(step, device, steps)
     return {"size": size, "device": str(device), "precision": precision, "attention": attention,
             "parameters": n_params, "step_ms": round(1000 * seconds, 1),
             "train_seq_per_s": round(BATCH / seconds, 1),

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,30 @@ def machine() -> str:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def time_steps(step, device: torch.device, steps: int, warmup: int = 3) -> float:
+    """Seconds per call of `step` over `steps` calls, after `warmup` calls, the device synchronised."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def record_part(report: dict, name: str, measure, save) -> None:
+    """`report[name] = measure()`, or, when it fails, its error in `report["failed"]` (printed with its
+    traceback) so that the next part of a one-shot check still runs; then `save(report)`, so that a
+    call cut short by its time limit still returns what it measured."""
+    try:
+        report[name] = measure()
+    except Exception as error:  # noqa: BLE001 - reported, and the caller decides what failing means
+        report["failed"][name] = f"{type(error).__name__}: {error}"
+        traceback.print_exc()
+    save(report)
 
 
 def report(title: str, columns: dict[str, str], rows: list[dict], json_path: Path | None = None) -> None:

@@ -15,7 +15,7 @@ This measures, at bf16 autocast with SDPA attention:
 and, with torch's profiler over `loop`, the GPU's busy time per step against the step's wall time.
 With `--data DIR` (a positives/negatives folder), also one fold of the paper recipe from scratch,
 timed by part: building the model, the training epochs, the validation and test predictions.
-Needs only the core of rbp; writes `--json` after each part.
+Needs only the core of rbp; writes `--json` after each part (each variant is a part, `NAME@BATCH`).
 
     python bench/dnabert_step_variants.py [--size base] [--steps 30] [--data DIR] [--json out.json]
 """
@@ -23,27 +23,19 @@ Needs only the core of rbp; writes `--json` after each part.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import tempfile
 import time
-import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import machine, sync
+from bench_dnabert import batch_of
+from common import machine, record_part, sync, time_steps
 
-from rbp.dnabert import DNABERTParams, encode, scratch_model
+from rbp.dnabert import DNABERTParams, scratch_model
 from rbp.optim import make_optimizer, make_schedule
 from rbp.train import loss_of, seed_everything
-
-LENGTH = 81
-
-
-def _batch(device, batch):
-    rng = np.random.default_rng(0)
-    seqs = ["".join(row) for row in rng.choice(list("ACGT"), size=(batch, LENGTH))]
-    inputs = {k: v.to(device) for k, v in encode(seqs, 3, 100).items()}
-    return inputs, torch.randint(0, 2, (batch,), device=device)
 
 
 def _stepper(size, device, batch, wait, fused, compiled):
@@ -55,7 +47,7 @@ def _stepper(size, device, batch, wait, fused, compiled):
         optimizer = torch.optim.AdamW(optimizer.param_groups, lr=cfg.lr, fused=True)
     schedule = make_schedule(optimizer, cfg, 10_000)
     forward = torch.compile(model) if compiled else model
-    inputs, labels = _batch(device, batch)
+    inputs, labels = batch_of(device, batch)
     loss_sum = torch.zeros((), device=device)
 
     def step():
@@ -73,17 +65,6 @@ def _stepper(size, device, batch, wait, fused, compiled):
         loss_sum += loss.detach() * batch
 
     return step
-
-
-def time_steps(step, device, steps, warmup=3) -> float:
-    for _ in range(warmup):
-        step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def gpu_busy(step, device, steps=10) -> dict:
@@ -159,44 +140,33 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    report = {"machine": machine(), "torch": torch.__version__, "size": args.size, "rows": [], "failed": {}}
+    report = {"machine": machine(), "torch": torch.__version__, "size": args.size, "failed": {}}
     variants = [("loop", 32, True, False, False), ("no-sync", 32, False, False, False),
                 ("fused", 32, False, True, False), ("loop", 128, True, False, False)]
     if device.type == "cuda":
         variants.insert(3, ("compiled", 32, False, True, True))
-    for name, batch, wait, fused, compiled in variants:
-        try:
-            start = time.perf_counter()
-            seconds = time_steps(_stepper(args.size, device, batch, wait, fused, compiled), device, args.steps)
-            report["rows"].append({"variant": name, "batch": batch, "step_ms": round(1000 * seconds, 1),
-                                   "seq_per_s": round(batch / seconds, 1),
-                                   "seconds_with_setup": round(time.perf_counter() - start, 1)})
-            print(report["rows"][-1], flush=True)
-        except Exception as error:  # noqa: BLE001 - written down; the next variant still runs
-            report["failed"][f"{name}@{batch}"] = f"{type(error).__name__}: {error}"
-            traceback.print_exc()
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=2))
-    try:
-        report["profile_loop"] = gpu_busy(_stepper(args.size, device, 32, True, False, False), device)
-        print(report["profile_loop"], flush=True)
-    except Exception as error:  # noqa: BLE001
-        report["failed"]["profile"] = f"{type(error).__name__}: {error}"
-        traceback.print_exc()
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.data:
-        import tempfile
 
-        try:
-            with tempfile.TemporaryDirectory() as work:
-                report["fold"] = one_fold(args.data, args.size, device, Path(work))
-            print(report["fold"], flush=True)
-        except Exception as error:  # noqa: BLE001
-            report["failed"]["fold"] = f"{type(error).__name__}: {error}"
-            traceback.print_exc()
+    def save(report):
         if args.json:
             args.json.write_text(json.dumps(report, indent=2))
+
+    def variant(batch, wait, fused, compiled):
+        start = time.perf_counter()
+        seconds = time_steps(_stepper(args.size, device, batch, wait, fused, compiled), device, args.steps)
+        return {"batch": batch, "step_ms": round(1000 * seconds, 1), "seq_per_s": round(batch / seconds, 1),
+                "seconds_with_setup": round(time.perf_counter() - start, 1)}
+
+    for name, batch, wait, fused, compiled in variants:
+        record_part(report, f"{name}@{batch}", functools.partial(variant, batch, wait, fused, compiled), save)
+    record_part(report, "profile_loop", lambda: gpu_busy(_stepper(args.size, device, 32, True, False, False), device),
+                save)
+    if args.data:
+        def fold():
+            with tempfile.TemporaryDirectory() as work:
+                return one_fold(args.data, args.size, device, Path(work))
+
+        record_part(report, "fold", fold, save)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

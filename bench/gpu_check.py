@@ -24,7 +24,6 @@ import platform
 import sys
 import tempfile
 import time
-import traceback
 from datetime import date
 from pathlib import Path
 
@@ -36,7 +35,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench_dnabert import measure as dnabert_step  # noqa: E402
 from bench_lstm import measure as lstm_epoch  # noqa: E402
 from bench_predict import _predictor, _transcript, scan_rate  # noqa: E402
-from common import machine  # noqa: E402
+from common import machine, record_part  # noqa: E402
 
 from rbp.cv import cross_validate, summary  # noqa: E402
 from rbp.data import Folds, prepare_folds  # noqa: E402
@@ -133,16 +132,12 @@ def main() -> None:
               "transformers": transformers.__version__, "python": platform.python_version(), "tiny": args.tiny,
               "failed": {}}
 
-    def stage(name, measure):
-        """One part of the check: a failure is written down and the next part still runs; the report is
-        saved after every part, so a call cut short by its time limit still returns what it measured."""
-        try:
-            report[name] = measure()
-        except Exception as error:  # noqa: BLE001 - reported, and the check exits non-zero
-            report["failed"][name] = f"{type(error).__name__}: {error}"
-            traceback.print_exc()
+    def save(report):
         report["seconds"] = round(time.perf_counter() - start, 1)
         (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+
+    def stage(name, measure):  # each part saved as it finishes; a failing one named, the next still runs
+        record_part(report, name, measure, save)
 
     def dnabert_steps():
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the side-by-side

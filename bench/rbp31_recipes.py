@@ -51,6 +51,9 @@ CANDIDATES = {  # name -> (family, its whole section, which replaces params/rbp3
                                   max_epochs=25, patience=4),
     "lstm-1layer-max": section(DEFAULT, "lstm"),  # the default job's
     "lstm-15epochs": section(DEFAULT, "lstm", max_epochs=15, patience=3),  # the same LSTM, trained longer
+    # the default job's small DNABERT from scratch, every 3-mer of 101 nt, more epochs for 5x the data
+    "dnabert-small-6epochs": section(DEFAULT, "dnabert", init="scratch", max_seq_length=101, max_epochs=6,
+                                     patience=2),
 }
 
 
