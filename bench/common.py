@@ -3,6 +3,8 @@ server over a fresh store."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import platform
 import socket
@@ -40,6 +42,43 @@ def time_steps(step, device: torch.device, steps: int, warmup: int = 3) -> float
         step()
     sync(device)
     return (time.perf_counter() - start) / steps
+
+
+@contextlib.contextmanager
+def timed_parts(family, device: torch.device):
+    """Within the block, the seconds a cross-validation spends in each part of its folds, added up
+    into the dict yielded: building models, encoding, training epochs, the validation pass of each
+    epoch, the test and validation predictions after training (each timed with the device
+    synchronised). The functions are put back on leaving."""
+    import rbp.cv
+    import rbp.train
+
+    spent = collections.defaultdict(float)
+    patched = [(family, "build", "build"), (family, "encode", "encode"), (rbp.train, "_epoch", "train epochs"),
+               (rbp.train, "predict", "validation each epoch"), (rbp.cv, "predict", "test and dev after training")]
+    originals = [(owner, attribute, getattr(owner, attribute)) for owner, attribute, _ in patched]
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            sync(device)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                sync(device)
+                spent[name] += time.perf_counter() - start
+        return wrapper
+
+    for (owner, attribute, name), (_, _, function) in zip(patched, originals, strict=True):
+        setattr(owner, attribute, timed(name, function))
+    try:
+        yield spent
+    finally:
+        for owner, attribute, function in originals:
+            if owner is family:
+                delattr(owner, attribute)  # back to the class's method
+            else:
+                setattr(owner, attribute, function)
 
 
 def record_part(report: dict, name: str, measure, save) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 from bench_dnabert import batch_of
-from common import machine, record_part, sync, time_steps
+from common import machine, record_part, sync, time_steps, timed_parts
 
 from rbp.dnabert import DNABERTParams, scratch_model
 from rbp.optim import make_optimizer, make_schedule
@@ -90,10 +90,7 @@ def gpu_busy(step, device, steps=10) -> dict:
 
 def one_fold(data: Path, size: str, device: torch.device, work: Path) -> dict:
     """The first fold of `params/paper.yaml` (scratch), with the time of each part of the fold."""
-    from collections import defaultdict
-
-    import rbp.cv
-    import rbp.train
+    from rbp.cv import cross_validate
     from rbp.data import Folds, prepare_folds
     from rbp.families import make_family
     from rbp.params import load_params
@@ -104,27 +101,10 @@ def one_fold(data: Path, size: str, device: torch.device, work: Path) -> dict:
     prepare_folds(params, work / "run")
     folds = Folds(work / "run" / "folds")
     family = make_family("dnabert", params)
-    spent = defaultdict(float)
-
-    def timed(name, function):
-        def wrapper(*args, **kwargs):
-            sync(device)
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                sync(device)
-                spent[name] += time.perf_counter() - start
-        return wrapper
-
-    family.build = timed("build", family.build)
-    family.encode = timed("encode", family.encode)
-    rbp.train._epoch = timed("train epochs", rbp.train._epoch)
-    rbp.train.predict = timed("predict (validation each epoch)", rbp.train.predict)
-    rbp.cv.predict = timed("predict (test and dev after training)", rbp.cv.predict)
     start = time.perf_counter()
-    result = rbp.cv.cross_validate(family, folds, params.dnabert, device, params.seed, progress=False,
-                                   only=folds.fold_numbers[:1])[0]
+    with timed_parts(family, device) as spent:
+        result = cross_validate(family, folds, params.dnabert, device, params.seed, progress=False,
+                                only=folds.fold_numbers[:1])[0]
     total = time.perf_counter() - start
     return {"seconds": round(total, 1), "parts": {k: round(v, 1) for k, v in spent.items()},
             "other": round(total - sum(spent.values()), 1), "epochs": len(result.training.history),

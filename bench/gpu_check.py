@@ -35,7 +35,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench_dnabert import measure as dnabert_step  # noqa: E402
 from bench_lstm import measure as lstm_epoch  # noqa: E402
 from bench_predict import _predictor, _transcript, scan_rate  # noqa: E402
-from common import machine, record_part  # noqa: E402
+from common import machine, record_part, timed_parts  # noqa: E402
 
 from rbp.cv import cross_validate, summary  # noqa: E402
 from rbp.data import Folds, prepare_folds  # noqa: E402
@@ -66,13 +66,16 @@ def cross_validation(data: Path | None, tiny: bool, device: torch.device, work: 
     folds = Folds(work / "run" / "folds")
     family = make_family("dnabert", params)
     start = time.perf_counter()
-    results = cross_validate(family, folds, params.dnabert, device, params.seed, progress=False)
+    with timed_parts(family, device) as spent:
+        results = cross_validate(family, folds, params.dnabert, device, params.seed, progress=False)
     seconds = time.perf_counter() - start
     figures = summary(results)
     out = {"dataset": params.dataset_name, "sequences": len(folds.sequences), "folds": len(results),
            "size": params.dnabert.size, "init": "scratch", "amp": params.dnabert.amp and device.type == "cuda",
            "max_epochs": params.dnabert.max_epochs, "seconds_total": round(seconds, 1),
-           "seconds_per_fold": [round(r.seconds, 1) for r in results], "best_epochs": [r.best_epoch for r in results]}
+           "seconds_per_fold": [round(r.seconds, 1) for r in results], "best_epochs": [r.best_epoch for r in results],
+           "seconds_by_part": {**{part: round(t, 1) for part, t in spent.items()},
+                               "the rest": round(seconds - sum(spent.values()), 1)}}
     out.update({f"{stat}_{key}": round(figures[f"{stat}_{key}"], 4) for key in HEADLINE for stat in ("mean", "std")})
     return out
 
@@ -92,7 +95,9 @@ def markdown(report: dict) -> str:
         lines += ["", f"DNABERT ({cv['init']}, size {cv['size']}) on `{cv['dataset']}`, {cv['folds']} folds, up to "
                   f"{cv['max_epochs']} epochs, bf16 autocast {'on' if cv['amp'] else 'off'}: {cv['seconds_total']} s "
                   f"in all; per fold {', '.join(map(str, cv['seconds_per_fold']))} s; epochs chosen on validation "
-                  f"{cv['best_epochs']}.", "", "| metric | mean ± std over folds |", "| --- | --- |"]
+                  f"{cv['best_epochs']}. Its seconds by part: "
+                  + ", ".join(f"{part} {t}" for part, t in cv["seconds_by_part"].items()) + ".",
+                  "", "| metric | mean ± std over folds |", "| --- | --- |"]
         lines += [f"| {key} | {cv[f'mean_{key}']:.4f} ± {cv[f'std_{key}']:.4f} |" for key in HEADLINE]
     if "lstm" in report:
         lstm = report["lstm"]

@@ -27,6 +27,10 @@ def test_the_gpu_check_runs_end_to_end_without_mlflow_or_papermill(tmp_path):
     cv = report["cross_validation"]
     assert cv["folds"] == 2 and cv["init"] == "scratch" and len(cv["seconds_per_fold"]) == 2
     assert 0 <= cv["mean_test_auc"] <= 1 and cv["sequences"] == 120
+    parts = cv["seconds_by_part"]  # where the folds' time went, every part that ran, and the rest
+    assert {"build", "encode", "train epochs", "validation each epoch", "test and dev after training",
+            "the rest"} == set(parts) and parts["train epochs"] > 0
+    assert sum(parts.values()) == pytest.approx(cv["seconds_total"], abs=0.5)
     assert report["lstm"]["params"] == "paper" and report["lstm"]["epoch_seconds"] > 0
     assert [row["model"] for row in report["scan"]] == ["lstm (default), 2 folds", "lstm (paper), 2 folds",
                                                         "dnabert (default), 2 folds"]
