@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from rbp import __version__
 from rbp.errors import RbpError
 from rbp.fasta import read_fasta
 from rbp.kmers import kmer_strings
+from rbp.overlap import overlap_groups
 from rbp.synthetic import write_synthetic
 
 SPLITS = ("train", "dev", "test")
@@ -139,19 +140,49 @@ def apply_window(table: pd.DataFrame, length: int | None, short_sequences: str =
     return table.assign(sequence=center_window(table.sequence, length)).reset_index(drop=True)
 
 
+def _split_off(positions: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, part): a stratified share `fraction` of `positions` split off; with `groups`, whole groups
+    (`StratifiedGroupKFold`'s first split of about 1 / fraction), so the share is near `fraction`.
+    Raises ValueError when the classes cannot be on both sides."""
+    if groups is None:
+        rest, part = train_test_split(positions, test_size=fraction, stratify=labels[positions], random_state=seed)
+        return rest, part
+    splitter = StratifiedGroupKFold(max(2, round(1 / fraction)), shuffle=True, random_state=seed)
+    rest, part = next(splitter.split(positions, labels[positions], groups[positions]))
+    return positions[rest], positions[part]
+
+
+def _check_classes(rows: pd.DataFrame, labels: np.ndarray) -> None:
+    """Grouped splits cannot promise both classes everywhere: say which split lacks one."""
+    for (fold, split), part in rows.groupby(["fold", "split"]):
+        if len(np.unique(labels[part["index"].to_numpy()])) < 2:
+            raise DataError(f"fold {fold}: its {split} split holds only one class once overlapping sequences are "
+                            "kept together (group_overlap); give more sequences, fewer folds, or set group_overlap "
+                            "null")
+
+
 def make_folds(labels, folds: int, seed: int, val_fraction: float,
-               test_fraction: float = 0.2, fixed_test=None) -> pd.DataFrame:
+               test_fraction: float = 0.2, fixed_test=None, groups=None) -> pd.DataFrame:
     """Split positions 0..n-1 into stratified folds; returns columns index, fold, split.
 
     Every position is `test` in exactly one fold; in every other fold it is `train` or `dev`, the
     stratified validation split of that fold's training part. `folds=0` makes one stratified
     train/test split of `test_fraction` (fold 1). With `fixed_test` (a mask of the positions of a
     fixed test set) there is one fold: those positions are its test part, and the rest is split
-    into `train` and a stratified `dev` of `val_fraction`.
+    into `train` and a stratified `dev` of `val_fraction`. With `groups` (a group number per
+    position, `rbp.overlap.overlap_groups`), positions of one group always share a split; groups of
+    one position each split exactly as without them.
     """
     labels = np.asarray(labels)
+    if groups is not None and len(np.unique(groups)) == len(labels):
+        groups = None  # nothing overlaps: the plain stratified splits
+    groups = None if groups is None else np.asarray(groups)
     if fixed_test is not None:
-        return _fixed_test_split(labels, np.asarray(fixed_test, dtype=bool), seed, val_fraction)
+        rows = _fixed_test_split(labels, np.asarray(fixed_test, dtype=bool), seed, val_fraction, groups)
+        if groups is not None:
+            _check_classes(rows, labels)
+        return rows
     counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
     if min(counts.values()) == 0:
         raise DataError("only one class present; folds need positives and negatives")
@@ -164,20 +195,24 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
     positions = np.arange(len(labels))
     if folds == 0:
         try:
-            train, test = train_test_split(positions, test_size=test_fraction, stratify=labels,
-                                           random_state=seed)
+            train, test = _split_off(positions, labels, groups, test_fraction, seed)
         except ValueError:
             raise DataError(f"test_fraction: {test_fraction} of {len(labels)} sequences is too few for a "
                             "stratified test split (it needs at least one sequence of each class on both "
                             "sides)") from None
         parts = [(np.sort(train), np.sort(test))]
-    else:
+    elif groups is None:
         parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels))
+    else:
+        try:
+            parts = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(positions, labels, groups))
+        except ValueError:
+            raise DataError(f"folds: {folds} folds need at least {folds} groups of overlapping sequences, got "
+                            f"{len(np.unique(groups))} (group_overlap)") from None
     rows = []
     for fold, (train, test) in enumerate(parts, start=1):
         try:
-            fit, dev = train_test_split(train, test_size=val_fraction, stratify=labels[train],
-                                        random_state=seed)
+            fit, dev = _split_off(train, labels, groups, val_fraction, seed)
         except ValueError:
             per_class = {c: int((labels[train] == c).sum()) for c in (1, 0)}
             raise DataError(
@@ -187,10 +222,14 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
                 "val_fraction") from None
         for split, idx in (("train", fit), ("dev", dev), ("test", test)):
             rows.append(pd.DataFrame({"index": np.sort(idx), "fold": fold, "split": split}))
-    return pd.concat(rows, ignore_index=True)
+    rows = pd.concat(rows, ignore_index=True)
+    if groups is not None:
+        _check_classes(rows, labels)
+    return rows
 
 
-def _fixed_test_split(labels: np.ndarray, fixed_test: np.ndarray, seed: int, val_fraction: float) -> pd.DataFrame:
+def _fixed_test_split(labels: np.ndarray, fixed_test: np.ndarray, seed: int, val_fraction: float,
+                      groups: np.ndarray | None = None) -> pd.DataFrame:
     positions = np.arange(len(labels))
     test, rest = positions[fixed_test], positions[~fixed_test]
     for part, name in ((test, "the test set"), (rest, "the training data")):
@@ -199,7 +238,7 @@ def _fixed_test_split(labels: np.ndarray, fixed_test: np.ndarray, seed: int, val
             raise DataError(f"{name} holds {counts[1]} positives and {counts[0]} negatives; each class needs at "
                             "least 2 (a test set needs both classes to be scored, training a validation split)")
     try:
-        fit, dev = train_test_split(rest, test_size=val_fraction, stratify=labels[rest], random_state=seed)
+        fit, dev = _split_off(rest, labels, groups, val_fraction, seed)
     except ValueError:
         raise DataError(f"val_fraction: {val_fraction} of {len(rest)} training sequences is too few for a stratified "
                         "validation split (it needs at least one sequence of each class on both sides)") from None
@@ -322,18 +361,27 @@ def load_dataset(params, data_dir: str | Path | None = None) -> LabelledSet:
                          test_set=paths.get("test_set"), label_key=params.label_key)
 
 
+def assign_folds(table: pd.DataFrame, params) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The folds of `table` (sequence, label, and fixed_test when there is a test file) as params ask,
+    and the groups of overlapping sequences they keep together (None with `group_overlap: null`)."""
+    groups = overlap_groups(table.sequence.tolist(), params.group_overlap) if params.group_overlap else None
+    fixed_test = table["fixed_test"].to_numpy() if "fixed_test" in table else None
+    return make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction, fixed_test,
+                      groups), groups
+
+
 def prepare_folds(params, run_dir: str | Path) -> dict:
     """Read the data that params name and write `<run_dir>/folds`; returns the manifest."""
     run_dir = Path(run_dir)
     data = load_dataset(params, run_dir / "data")
     n_before = len(data.table)
     data.table = apply_window(data.table, params.length, params.short_sequences)
-    assignment = make_folds(data.table.label, params.folds, params.seed, params.val_fraction,
-                            params.test_fraction, data.fixed_test)
+    assignment, groups = assign_folds(data.table, params)
     return write_folds(
         data, assignment, run_dir / "folds", params.k,
         dataset=params.dataset_name, synthetic=params.synthetic, folds=params.folds,
-        seed=params.seed, val_fraction=params.val_fraction,
+        seed=params.seed, val_fraction=params.val_fraction, group_overlap=params.group_overlap,
+        overlapping=0 if groups is None else int((np.bincount(groups)[groups] > 1).sum()),
         test_fraction=params.test_fraction if params.folds == 0 and not params.test_set else None,
         ambiguous=params.ambiguous, length=params.length, short_sequences=params.short_sequences,
         n_dropped_short=n_before - len(data.table),

@@ -26,7 +26,7 @@ from rbp.schema import build
 DATA_KEYS = ("dataset", "data_dir", "positives", "negatives", "labelled", "test_set", "label_key", "ambiguous", "k",
              "length", "short_sequences",
              "max_sequence_length",
-             "folds", "test_fraction", "val_fraction", "seed")
+             "folds", "test_fraction", "val_fraction", "group_overlap", "seed")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # data set names: an experiment and a folder
 MODEL_NOTEBOOKS = tuple(info.notebook for info in FAMILIES.values())
 NOTEBOOKS = ("01_preprocess", *MODEL_NOTEBOOKS, "04_compare", "05_length_sweep", "06_predict", "07_interpret",
@@ -124,6 +124,7 @@ class RunParams:
     folds: int = 5  # 0 = one stratified train/test split of test_fraction
     test_fraction: float = 0.2
     val_fraction: float = 0.1
+    group_overlap: int | None = 40  # sequences sharing this many nt stay on one side of every split; null = off
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: str = "outputs"
@@ -230,6 +231,8 @@ def _data_problems(p: Params) -> Iterator[str]:
         yield f"test_fraction must lie between 0 and 1, got {p.test_fraction}"
     if not 0 < p.val_fraction < 1:
         yield f"val_fraction must lie between 0 and 1, got {p.val_fraction}"
+    if p.group_overlap is not None and p.group_overlap < 1:
+        yield f"group_overlap must be a length in nt (at least 1) or null, got {p.group_overlap}"
 
 
 def _notebook_problems(p: Params) -> Iterator[str]:

@@ -28,7 +28,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from rbp import progress, tracking
 from rbp.config import check_writable, project_root, resolve
-from rbp.data import DataError, apply_window, load_dataset, make_folds
+from rbp.data import DataError, apply_window, assign_folds, load_dataset
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
@@ -54,8 +54,7 @@ def check_inputs(params: Params):
     for length in [params.length, *params.sweep.lengths]:
         try:
             table = apply_window(data.table, length, params.short_sequences)
-            make_folds(table.label, params.folds, params.seed, params.val_fraction, params.test_fraction,
-                       table["fixed_test"] if "fixed_test" in table else None)
+            assign_folds(table, params)
         except DataError as exc:
             raise DataError(f"{exc}" + (f" (with a window of {length} nt)" if length else "")) from None
     for name in params.notebooks:

@@ -116,6 +116,7 @@ def test_failed_write_leaves_nothing(small_data_dir, tmp_path, monkeypatch):
 def test_prepare_folds_on_synthetic(tmp_path):
     manifest = prepare_folds(load_params(overrides={"folds": 3}), tmp_path)
     assert manifest["synthetic"] is True and manifest["counts"]["total"] == 6202
+    assert manifest["group_overlap"] == 40 and manifest["overlapping"] == 0  # random sequences: nothing shared
     assert (tmp_path / "data" / "positives.fa").exists()
 
 

@@ -86,6 +86,7 @@ def test_int_accepted_for_float():
         ({"seed": True}, "seed must be an integer, got True"),
         ({"k": 8}, "k must be 3, 4, 5 or 6"),
         ({"val_fraction": 1.5}, "val_fraction must lie between 0 and 1"),
+        ({"group_overlap": 0}, "group_overlap must be a length in nt"),
         ({"dnabert": 3}, "dnabert must be a mapping"),
         ({"notebooks": ["05_magic"]}, "notebooks holds '05_magic'"),
         ({"notebooks": ["01_preprocess", "04_compare"]}, "holds 04_compare but no model notebook"),
