@@ -175,9 +175,9 @@ def make_folds(labels, folds: int, seed: int, val_fraction: float,
     one position each split exactly as without them.
     """
     labels = np.asarray(labels)
+    groups = None if groups is None else np.asarray(groups)
     if groups is not None and len(np.unique(groups)) == len(labels):
         groups = None  # nothing overlaps: the plain stratified splits
-    groups = None if groups is None else np.asarray(groups)
     if fixed_test is not None:
         rows = _fixed_test_split(labels, np.asarray(fixed_test, dtype=bool), seed, val_fraction, groups)
         if groups is not None:

@@ -37,8 +37,8 @@ def stretch_hashes(sequences: Sequence[str], overlap: int) -> tuple[np.ndarray, 
             hashes += codes[offset:offset + len(hashes)]
     counts = np.maximum(lengths - overlap + 1, 0)  # the stretches of each sequence, none across two
     owner = np.repeat(np.arange(len(sequences)), counts)
-    ends = np.cumsum(lengths) - lengths  # where each sequence starts in the joined codes
-    starts = np.repeat(ends, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    offsets = np.cumsum(lengths) - lengths  # where each sequence starts in the joined codes
+    starts = np.repeat(offsets, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
     return hashes[starts], owner
 
 
