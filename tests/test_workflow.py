@@ -279,8 +279,8 @@ def test_the_benchmark_workflow_interprets_each_set_after_comparing_it():
     from rbp.params import load_params
 
     params = load_params(ROOT / "params" / "rbp31.yaml")
-    assert workflow_config.workflow_steps(params) == ["01_preprocess", "03_cnn_cv", "03_kmer_lr_cv", "03_lstm_cv",
-                                               "03_ensemble_cv", "04_compare", "07_interpret"]
+    assert workflow_config.workflow_steps(params) == ["01_preprocess", "02_dnabert_cv", "03_cnn_cv", "03_kmer_lr_cv",
+                                               "03_lstm_cv", "03_ensemble_cv", "04_compare", "07_interpret"]
     assert params.folds == 0 and params.ambiguous == "keep"  # a fixed test set, scored whole
     snakefile = (ROOT / "workflow" / "Snakefile").read_text()
     assert 'for step in ("04_compare", "07_interpret") if step in PARAMS[w.dataset].notebooks' in snakefile
