@@ -15,6 +15,7 @@ import argparse
 import csv
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def main() -> None:
         collection["only"] = args.only
     config = {"collection": collection, "threads": 1, "out": str(out / "targets")}
     (out / "config.yaml").write_text(yaml.safe_dump(config))
+    # stopped with a signal (kill, a scheduler's end of time): close the server too; the next call resumes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server, uri = start_server(out / "store")
     try:
         start = time.perf_counter()

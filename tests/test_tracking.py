@@ -123,3 +123,20 @@ def test_a_leaderboard_of_an_unknown_run_is_refused_before_anything_is_made(mlfl
     assert main(["leaderboard", "no-such-run", "--output-dir", str(tmp_path / "out")]) == 2
     assert "'no-such-run' is neither the id nor the name of a pipeline run" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_mlflow_telemetry_is_off_unless_a_user_turns_it_on():
+    """Offline, MLflow's telemetry thread takes its variable out of os.environ while a request reads the
+    environment, and the request fails; rbp turns it off by default and keeps a user's own choice."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import rbp, mlflow.telemetry.utils as t, os; "
+              "print(os.environ['MLFLOW_DISABLE_TELEMETRY'], t.MLFLOW_DISABLE_TELEMETRY.get())")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    off = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.split() == ["true", "True"]
+    kept = subprocess.run([sys.executable, "-c", script], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                          capture_output=True, text=True, check=True)
+    assert kept.stdout.split() == ["false", "False"]
