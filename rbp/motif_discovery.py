@@ -179,7 +179,12 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
                        f"window {'lowers' if (windows >= 0).all() else 'raises'} the model's score (a plateau of "
                        "its most confident scores): no motif search")
     with _thread_budget():
-        positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical, **settings)
+        try:
+            positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical, **settings)
+        except ZeroDivisionError:  # its seqlet thresholds divide by the null's draws of each sign
+            raise RbpError(f"motif discovery: TF-MoDISco's null model of the {width}-nt windows drew no "
+                           "window of one sign (nearly every window moves the model's score one way): "
+                           "no motif search") from None
     motifs = []
     for pattern in sorted(positive or [], key=lambda p: -len(p.seqlets))[:max_motifs]:
         ppm, cwm = np.asarray(pattern.sequence), np.asarray(pattern.contrib_scores)

@@ -183,3 +183,16 @@ def test_motif_discovery_names_windows_of_one_sign_instead_of_failing_inside_tf_
         discover(sequences, hypothetical)
     with pytest.raises(RbpError, match="no window raises"):
         discover(sequences, -hypothetical)
+
+
+def test_motif_discovery_names_a_null_model_of_one_sign_instead_of_failing_inside_tf_modisco():
+    from rbp.motif_discovery import discover
+
+    # windows of both signs, but all but one raise the score by the same small amount: the null model
+    # TF-MoDISco fits around that mode draws no negative window (it divided by zero there)
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), 101)) for _ in range(60)]
+    hypothetical = np.full((60, 101, 4), 0.01, dtype=np.float32)
+    hypothetical[0, 40:60] = -1.0
+    with pytest.raises(RbpError, match="null model of the 10-nt windows drew no window of one sign"):
+        discover(sequences, hypothetical)
