@@ -5,6 +5,7 @@ imports neither MLflow nor papermill nor the data code (the jobs, `rbp.workflow`
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,18 @@ if TYPE_CHECKING:
     from rbp.params import Params
 
 
+def natural_key(name: str) -> list:
+    """A sort key reading the runs of digits in `name` as numbers: 2_A, 10_B, not 10_B, 2_A."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
 def collection_datasets(spec: dict, source: str = "workflow config") -> dict[str, dict]:
     """The data sets of a collection: every subfolder of `spec["dir"]` (environment variables
     expanded: `$RBP_RBP31_DIR`) that holds each file `spec["set"]` names (`labelled`, `test_set`,
     `positives`, `negatives`) becomes a data set named after it, run with `spec["params"]` and
     `spec["set"]` plus its own `data_dir`. Nothing about the sets is known beforehand: a user's own
-    collection of proteins works the same way. Returns name -> {params, set}, sorted by name."""
+    collection of proteins works the same way. Returns name -> {params, set}, sorted by name, numbers
+    by value (2_A before 10_B), which is the order of the leaderboard's rows."""
     if not isinstance(spec, dict) or "dir" not in spec:
         raise RbpError(f"{source}: collection must be a mapping with dir (a folder of data sets), params and set")
     unknown = sorted(set(spec) - {"dir", "params", "set", "only"})
@@ -39,7 +46,8 @@ def collection_datasets(spec: dict, source: str = "workflow config") -> dict[str
     files = [name for name in files if name]
     only = set(spec.get("only") or [])
     found = {}
-    for sub in sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")):
+    subfolders = (path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+    for sub in sorted(subfolders, key=lambda path: natural_key(path.name)):
         if only and sub.name not in only:
             continue
         if all((sub / name).is_file() for name in files):

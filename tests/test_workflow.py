@@ -250,7 +250,7 @@ def test_the_cli_refuses_what_it_cannot_do(capsys):
 
 
 def test_a_collection_makes_a_data_set_of_every_subfolder_holding_the_files(tmp_path, monkeypatch):
-    for name in ("2_PARCLIP_A", "4_ICLIP_B", "incomplete", ".hidden"):
+    for name in ("10_PARCLIP_C", "2_PARCLIP_A", "4_ICLIP_B", "incomplete", ".hidden"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "train.fa.gz").write_bytes(b"")
         if name != "incomplete":
@@ -259,7 +259,7 @@ def test_a_collection_makes_a_data_set_of_every_subfolder_holding_the_files(tmp_
     spec = {"dir": "$SETS_DIR", "params": "params/rbp31.yaml", "set": {"labelled": "train.fa.gz",
                                                                       "test_set": "test.fa.gz"}}
     found = workflow_config.collection_datasets(spec)
-    assert list(found) == ["2_PARCLIP_A", "4_ICLIP_B"]
+    assert list(found) == ["2_PARCLIP_A", "4_ICLIP_B", "10_PARCLIP_C"]  # numbers by value: the leaderboard's order
     assert found["4_ICLIP_B"] == {"params": "params/rbp31.yaml", "set": {
         "labelled": "train.fa.gz", "test_set": "test.fa.gz", "data_dir": str(tmp_path / "4_ICLIP_B")}}
     assert list(workflow_config.collection_datasets({**spec, "only": ["4_ICLIP_B"]})) == ["4_ICLIP_B"]
