@@ -24,7 +24,8 @@ UNROLL_FROM = 64  # sequences in a batch from which the step-by-step evaluation 
 class LSTMParams(TrainParams):
     """The `lstm` section of the params: the training loop's knobs and the network's sizes."""
 
-    max_epochs: int = 6
+    lr: float = 4e-4
+    max_epochs: int = 4
     patience: int = 3
     embedding_dim: int = 128
     hidden_size: int = 100
