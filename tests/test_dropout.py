@@ -43,3 +43,56 @@ def test_draw_on_cpu_fast_swaps_every_dropout_and_leaves_the_state_dict_alone():
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.4]
     assert before.keys() == model.state_dict().keys()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _qkv(seed=0, batch=3, heads=2, length=7, dim=4):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, heads, length, dim, generator=generator) for _ in range(3)]
+
+
+def test_attention_without_dropout_is_sdpa_and_with_it_drops_weights_as_dropout_does():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from rbp.dropout import attention
+
+    q, k, v = _qkv()
+    mask = torch.ones(3, 1, 7, 7, dtype=torch.bool)
+    mask[0, ..., 5:] = False  # the first sequence's last two positions are padding
+    module = nn.Module()
+    module.is_causal = False
+    expected, _ = sdpa_attention_forward(module, q, k, v, mask, dropout=0.0, scaling=0.5)
+    got, _ = attention(module, q, k, v, mask, dropout=0.0, scaling=0.5)  # a layer evaluating passes 0
+    torch.testing.assert_close(got, expected)
+
+    torch.manual_seed(5)
+    got, _ = attention(module, q, k, v, mask, dropout=0.25, scaling=0.5)
+    torch.manual_seed(5)
+    weights = torch.softmax((q @ k.transpose(-2, -1) * 0.5).masked_fill(~mask, float("-inf")), dim=-1)
+    weights = weights * kept(weights, 0.25) / 0.75
+    torch.testing.assert_close(got, (weights @ v).transpose(1, 2))
+    dropped = weights[1:] == 0  # where no key is padding, only dropout zeroes a weight
+    assert 0.15 < dropped.float().mean().item() < 0.35
+
+
+def test_draw_on_cpu_fast_gives_a_bert_the_attention_and_saves_none_of_it(tmp_path):
+    from rbp.dnabert import scratch_model
+    from rbp.dropout import ATTENTION
+
+    torch.manual_seed(0)
+    model = draw_on_cpu_fast(scratch_model(3, "small"))
+    assert model.config._attn_implementation == ATTENTION
+    ids = torch.randint(5, 69, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[0, 9:] = 0
+    model.train()
+    model(input_ids=ids, attention_mask=mask).logits.sum().backward()  # trains through it
+    model.eval()
+    with torch.no_grad():
+        ours = model(input_ids=ids, attention_mask=mask).logits
+        model.set_attn_implementation("sdpa")
+        torch.testing.assert_close(ours, model(input_ids=ids, attention_mask=mask).logits)
+    model.set_attn_implementation(ATTENTION)
+    model.save_pretrained(tmp_path)
+    assert ATTENTION not in (tmp_path / "config.json").read_text()  # a checkpoint loads without rbp
+    eager = draw_on_cpu_fast(scratch_model(3, "small", attn_implementation="eager"))
+    assert eager.config._attn_implementation == "eager"  # attention maps need it: left alone
