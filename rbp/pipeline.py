@@ -109,6 +109,10 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
 # The kernel's own log lines (e.g. that it listens on TCP on this machine) are not the user's business;
 # what fails in a cell still reaches the driver through papermill.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+# Once its last cell has run, a notebook's kernel has nothing left to write: every run was ended, every
+# file closed and every output received inside its cells. Stopped at once, it is spared Python's
+# teardown of torch, MLflow and the rest, which took 1.5 to 2.5 s of every notebook.
+KERNEL_SHUTDOWN = "immediate"
 
 
 @contextmanager
@@ -136,7 +140,7 @@ def _papermill(name: str, output: Path, values: dict, echo) -> None:
         try:
             papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
                                        kernel_name="python3", cwd=str(project_root()), progress_bar=False,
-                                       extra_arguments=KERNEL_ARGUMENTS)
+                                       extra_arguments=KERNEL_ARGUMENTS, shutdown_kernel=KERNEL_SHUTDOWN)
             return
         except RuntimeError as exc:
             if attempt == 2 or "Kernel died before replying to kernel_info" not in str(exc):
