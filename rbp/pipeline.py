@@ -111,7 +111,7 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 # Once its last cell has run, a notebook's kernel has nothing left to write: every run was ended, every
 # file closed and every output received inside its cells. Stopped at once, it is spared Python's
-# teardown of torch, MLflow and the rest, which took 1.5 to 2.5 s of every notebook.
+# teardown of torch, MLflow and the rest: 0.1 s after the last cell instead of 2.4 to 3.1 s.
 KERNEL_SHUTDOWN = "immediate"
 
 
