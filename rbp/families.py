@@ -94,11 +94,13 @@ class FamilyInfo:
     implementation: str  # "module:Class", imported only when the family is used
     settings: str  # "module:Class" of its params section (`FamilySettings`)
     notebook: str  # its cross-validation notebook
+    preload: tuple[str, ...] = ()  # "module:Name" its models import when built or loaded (see `rbp.kernels`)
 
 
 FAMILIES: dict[str, FamilyInfo] = {  # in table order
     "dnabert": FamilyInfo("dnabert", "DNABERT", "rbp.dnabert:DNABERTFamily", "rbp.dnabert:DNABERTParams",
-                          "02_dnabert_cv"),
+                          "02_dnabert_cv", ("transformers:BertConfig", "transformers:BertForSequenceClassification",
+                                            "transformers:BertTokenizer")),
     "lstm": FamilyInfo("lstm", "LSTM", "rbp.lstm:LSTMFamily", "rbp.lstm:LSTMParams", "03_lstm_cv"),
     "cnn": FamilyInfo("cnn", "CNN", "rbp.cnn:CNNFamily", "rbp.cnn:CNNParams", "03_cnn_cv"),
     "kmer_lr": FamilyInfo("kmer_lr", "k-mer LR", "rbp.kmer_lr:KmerLRFamily", "rbp.kmer_lr:KmerLRParams",

@@ -30,9 +30,10 @@ from rbp import progress, tracking
 from rbp.config import check_writable, project_root, resolve
 from rbp.data import DataError, apply_window, assign_folds, load_dataset
 from rbp.errors import RbpError
-from rbp.families import NOTEBOOK_FAMILY, make_family
+from rbp.families import FAMILIES, NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
 from rbp.interpret import describe_summary
+from rbp.kernels import KernelAhead
 from rbp.params import Params, from_dict, load_params
 from rbp.reporting import VERDICT_FILE
 from rbp.tracking.lifecycle import PipelineRun
@@ -108,17 +109,39 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
 
 # The kernel's own log lines (e.g. that it listens on TCP on this machine) are not the user's business;
 # what fails in a cell still reaches the driver through papermill.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+KERNEL_NAME, KERNEL_ARGUMENTS = "python3", ["--IPKernelApp.log_level=CRITICAL"]
 # Once its last cell has run, a notebook's kernel has nothing left to write: every run was ended, every
 # file closed and every output received inside its cells. Stopped at once, it is spared Python's
 # teardown of torch, MLflow and the rest: 0.1 s after the last cell instead of 2.4 to 3.1 s.
 KERNEL_SHUTDOWN = "immediate"
 
 
+def _progress_file(output: Path) -> Path:
+    return output.with_name(f".{output.stem}.progress.jsonl")
+
+
+def start_kernel(name: str, output: Path, params: Params) -> KernelAhead | None:
+    """A kernel for notebook `name` (executed into `output`), started now: while another notebook runs it
+    loads what the notebook imports, and what the models it builds or loads import (see `rbp.kernels`):
+    a model notebook's own family's, the ensemble's and any other notebook's every family of the run.
+    None when there is no such notebook (its turn says so)."""
+    if not notebook_path(name).is_file():
+        return None
+    run = [NOTEBOOK_FAMILY[notebook] for notebook in params.notebooks if notebook in NOTEBOOK_FAMILY]
+    own = NOTEBOOK_FAMILY.get(name)
+    also = {}
+    for family in [own] if own not in (None, "ensemble") else run:
+        for where in FAMILIES[family].preload:
+            module, attribute = where.split(":")
+            also.setdefault(module, []).append(attribute)
+    env = {**os.environ, progress.ENV: str(_progress_file(output))}
+    return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env, list(also.items()))
+
+
 @contextmanager
 def _progress(output: Path, echo):
     """While a notebook runs, its CV loop writes progress to a file that is echoed here."""
-    path = output.with_name(f".{output.stem}.progress.jsonl")
+    path = _progress_file(output)
     path.unlink(missing_ok=True)  # a killed run's lines are not this run's: never replayed
     previous = os.environ.get(progress.ENV)
     os.environ[progress.ENV] = str(path)
@@ -133,14 +156,16 @@ def _progress(output: Path, echo):
         path.unlink(missing_ok=True)
 
 
-def _papermill(name: str, output: Path, values: dict, echo) -> None:
-    """papermill on one notebook; a kernel that died before it answered is started once more (jobs side
-    by side can pick the same free port for their kernels, and the second one then fails to bind it)."""
+def _papermill(name: str, output: Path, values: dict, echo, kernel: KernelAhead | None = None) -> None:
+    """papermill on one notebook, in `kernel` when one was started ahead for it (its caller stops it), else
+    in a new one; a kernel that died before it answered is started once more (jobs side by side can pick the same free
+    port for their kernels, and the second one then fails to bind it)."""
     for attempt in (1, 2):
+        given = {"km": kernel.km} if kernel and attempt == 1 else {}
         try:
             papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
-                                       kernel_name="python3", cwd=str(project_root()), progress_bar=False,
-                                       extra_arguments=KERNEL_ARGUMENTS, shutdown_kernel=KERNEL_SHUTDOWN)
+                                       kernel_name=KERNEL_NAME, cwd=str(project_root()), progress_bar=False,
+                                       extra_arguments=KERNEL_ARGUMENTS, shutdown_kernel=KERNEL_SHUTDOWN, **given)
             return
         except RuntimeError as exc:
             if attempt == 2 or "Kernel died before replying to kernel_info" not in str(exc):
@@ -148,14 +173,15 @@ def _papermill(name: str, output: Path, values: dict, echo) -> None:
             echo(f"  {output.stem}: its kernel did not start ({exc}); starting it again")
 
 
-def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, echo) -> float:
-    """Run one notebook with papermill and log it to run `run_id` (when given), also when it fails;
-    returns the seconds it took."""
+def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, echo,
+                     kernel: KernelAhead | None = None) -> float:
+    """Run one notebook with papermill (in `kernel`, when one was started ahead for it) and log it to run
+    `run_id` (when given), also when it fails; returns the seconds it took."""
     start = time.perf_counter()
     echo(f"  {output.stem}: running")
     try:
         with _progress(output, echo):
-            _papermill(name, output, values, echo)
+            _papermill(name, output, values, echo, kernel)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists() and run_id:
             tracking.log_notebook(run_id, output)
@@ -269,18 +295,31 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
     finished steps); each finished step is tagged on the pipeline run. If one fails or is stopped, the
     runs it left open are ended FAILED (KILLED on Ctrl-C or `kill`)."""
     values = run_values(params, run_id, run_dir)
+    todo = []
+    for name, stem, window in steps(params):
+        if reason := skip_reason(name, params):
+            echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ", subsequent_indent="    "))
+        elif stem in done:
+            echo(f"  {stem}: finished before, kept")
+        else:
+            todo.append((name, stem, window))
+    # Each notebook's kernel is started as the notebook before it begins, and loads its imports meanwhile.
+    ahead = start_kernel(todo[0][0], run_dir / f"{todo[0][1]}.ipynb", params) if todo else None
     try:
-        for name, stem, window in steps(params):
-            if reason := skip_reason(name, params):
-                echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ", subsequent_indent="    "))
-                continue
-            if stem in done:
-                echo(f"  {stem}: finished before, kept")
-                continue
-            seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
-                                       notebook_parameters(name, params, **values, **window), run_id, echo)
+        for i, (name, stem, window) in enumerate(todo):
+            kernel, ahead = ahead, None
+            try:
+                if i + 1 < len(todo):
+                    ahead = start_kernel(todo[i + 1][0], run_dir / f"{todo[i + 1][1]}.ipynb", params)
+                seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
+                                           notebook_parameters(name, params, **values, **window), run_id, echo, kernel)
+            finally:
+                if kernel:
+                    kernel.close()
             tracking.mark_step_done(run_id, stem, seconds)
     except BaseException as exc:
+        if ahead:
+            ahead.close()
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
 

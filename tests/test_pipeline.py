@@ -376,10 +376,10 @@ def test_length_sweep_through_the_driver(small_data_dir, tmp_path):
 
 @pytest.mark.usefixtures("mlflow_store")
 def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, monkeypatch):
-    """A kernel killed mid-notebook cannot end its runs: the driver ends them for it."""
+    """A kernel killed mid-notebook cannot end its runs: the driver ends them for it, and stops the kernels."""
     import rbp.pipeline
 
-    def killed(name, output, values, run_id, echo):
+    def killed(name, output, values, run_id, echo, kernel):
         # what a notebook kernel had opened (in its own process) when it was killed
         client = MlflowClient()
         experiment = client.get_run(run_id).info.experiment_id
@@ -387,12 +387,16 @@ def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, mo
         client.create_run(experiment, tags={"mlflow.parentRunId": cv.info.run_id, "mlflow.runName": "fold-1"})
         raise KeyboardInterrupt
 
+    started, start_kernel = [], rbp.pipeline.start_kernel
+    monkeypatch.setattr(rbp.pipeline, "start_kernel", lambda *args: started.append(start_kernel(*args)) or started[-1])
     monkeypatch.setattr(rbp.pipeline, "execute_notebook", killed)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "output_dir": str(tmp_path / "out")},
                      echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs.status) == ["KILLED", "KILLED", "KILLED"]
+    # the notebook's kernel and the next one's, started ahead, are both stopped
+    assert len(started) == 2 and not any(kernel.km.has_kernel for kernel in started)
 
 
 def test_failure_message_without_an_error_value_names_the_last_traceback_line():

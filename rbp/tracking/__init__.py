@@ -60,7 +60,16 @@ from rbp.tracking.stages import (
     log_sweep,
     log_variants_run,
 )
-from rbp.tracking.store import NOTE, artifact_root, client, connect, project_store, tracking_uri, use_experiment
+from rbp.tracking.store import (
+    NOTE,
+    artifact_root,
+    client,
+    connect,
+    open_store,
+    project_store,
+    tracking_uri,
+    use_experiment,
+)
 
 __all__ = [
     "chosen_motifs", "NOTE", "CVLogger", "PipelineRun", "active_run", "artifact_root", "client", "close_descendants",
@@ -69,7 +78,7 @@ __all__ = [
     "latest_pipeline_run", "leaderboard_models", "leaderboard_rows", "load_model", "load_results", "log_comparison",
     "log_dataset", "log_frame", "log_interpretation", "log_interpretation_summary", "log_leaderboard",
     "log_notebook", "log_predict_run", "log_preprocess", "log_report", "log_sweep", "log_variants_run",
-    "mark_step_done",
-    "open_pipeline_run", "pipeline_models", "process_tags", "project_store", "reopen_pipeline_run", "resumed_tags",
+    "mark_step_done", "open_pipeline_run", "open_store", "pipeline_models", "process_tags", "project_store",
+    "reopen_pipeline_run", "resumed_tags",
     "run_metrics", "tracking_uri", "use_experiment",
 ]

@@ -52,22 +52,34 @@ EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_develop
 NOTE = "mlflow.note.content"  # a run's or experiment's description in the UI
 
 
+def _first_opening(uri: str):
+    """Held while a process opens a local SQLite store: runs started side by side on a new store would
+    each create its tables (and the same experiment); one process at a time does that, the others then
+    find them."""
+    db = _sqlite_path(uri)
+    if not db:
+        return nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(db.parent / ".mlflow.db.lock")
+
+
+def open_store() -> str:
+    """Point this process at the store and open it now (on SQLite: its engine and MLflow's check of the
+    schema, about a second), so that the first run logged or read does not wait for it; returns its URI."""
+    uri = connect()
+    with _first_opening(uri):
+        MlflowClient().search_experiments(max_results=1)
+    return uri
+
+
 def use_experiment(name: str) -> str:
     """Point this process at the store and make `name` the active experiment; returns its id.
 
     Called first in every process and notebook kernel that logs, so that nested runs land in the
     experiment of their parent (not in the working directory's default store).
     """
-    uri = tracking_uri()
-    db = _sqlite_path(uri)
-    lock = nullcontext()
-    if db:
-        # Runs started side by side on a new store would each create its tables (and the same
-        # experiment): one process at a time does that, the others then find them.
-        db.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(db.parent / ".mlflow.db.lock")
-    mlflow.set_tracking_uri(uri)
-    with lock:
+    uri = connect()
+    with _first_opening(uri):
         store = MlflowClient()
         experiment = store.get_experiment_by_name(name)
         if experiment is None:
