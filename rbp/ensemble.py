@@ -73,12 +73,17 @@ class MeanProbability(nn.Module):
         self.members = nn.ModuleDict(members)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
-        probabilities = []
+        logits = []
         for name, model in self.members.items():
             own = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.startswith(f"{name}.")}
-            probabilities.append(torch.sigmoid(binding_logit(logits_of(model, own)).double()))
-        mean = torch.stack(probabilities).mean(dim=0).clamp(EDGE, 1 - EDGE)
-        return torch.logit(mean)
+            logits.append(binding_logit(logits_of(model, own)))
+        return mean_probability_logit(logits)
+
+
+def mean_probability_logit(member_logits: list[torch.Tensor]) -> torch.Tensor:
+    """The logit of the mean of the members' binding probabilities, given their binding logits."""
+    mean = torch.stack([torch.sigmoid(logit.double()) for logit in member_logits]).mean(dim=0)
+    return torch.logit(mean.clamp(EDGE, 1 - EDGE))
 
 
 class EnsembleFamily:
@@ -130,6 +135,13 @@ class EnsembleFamily:
         log = EpochLog(epoch=1, train_loss=float("nan"), val_loss=float(loss_of(logits, dev_labels)), val_auc=auc,
                        lr=float("nan"), seconds=time.perf_counter() - start)
         return model, TrainResult(best_epoch=1, best_val_auc=auc, history=[log])
+
+    def parts(self, model: MeanProbability) -> list[tuple[ModelFamily, nn.Module]]:
+        """The members' families and fold models inside one of its fold models, whose binding logits
+        `from_parts` makes its own (`rbp.remembered` scores them one by one)."""
+        return [(self.members[name], member) for name, member in model.members.items()]
+
+    from_parts = staticmethod(mean_probability_logit)
 
     def embeddings(self, model: MeanProbability) -> nn.Module:
         raise RbpError("the ensemble has no single token embedding: Integrated Gradients does not apply to it; "

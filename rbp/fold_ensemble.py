@@ -21,10 +21,11 @@ import torch
 from scipy.special import expit
 from sklearn.metrics import roc_curve
 
+from rbp import remembered
 from rbp.errors import RbpError
 from rbp.families import FAMILIES, ModelFamily, make_family
 from rbp.params import Params, ParamsError, from_dict
-from rbp.train import predict, resolve_device
+from rbp.train import binding_logit, predict, probability_of, resolve_device
 
 MANIFEST = "predictor.json"
 CHUNK = 4096  # windows scored together (of many sequences, or of one long one): memory stays flat
@@ -90,6 +91,10 @@ class FoldEnsemble:
         (what attributions read). Scored `batch_size` at a time, each batch encoded once for every
         fold model, sequences of like length together (less padding; the order given is kept)."""
         models = self.fold_models(fold)
+        if remembered.active():  # each fold model's logits looked up where it scored the sequence before
+            outputs = remembered.logits(self.family, models, sequences, self.batch_size, self.device)
+            return np.mean([(binding_logit(out).float() if logits else probability_of(out)).numpy()
+                            for out in outputs], axis=0).astype(float)
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
         order = np.argsort(lengths, kind="stable")
         out = np.zeros(len(sequences))
@@ -140,10 +145,14 @@ class FoldEnsemble:
 
     def _long_scan(self, sequence: str, starts: np.ndarray, fold: int | None, scanner: bool) -> np.ndarray:
         if scanner:
+            models = self.fold_models(fold)
             with torch.inference_mode():
-                every = np.mean([expit(self.family.window_logits(m, sequence, self.window))
-                                 for m in self.fold_models(fold)], axis=0)
-            return every[starts]
+                every = [self.family.window_logits(m, sequence, self.window) for m in models]
+            if remembered.active():
+                windows = [sequence[s:s + self.window] for s in starts.tolist()]
+                for model, scores in zip(models, every, strict=True):
+                    remembered.remember(model, windows, scores[starts])
+            return np.mean([expit(scores) for scores in every], axis=0)[starts]
         return np.concatenate([self.probabilities([sequence[s:s + self.window] for s in part], fold)
                                for part in np.array_split(starts, -(-len(starts) // CHUNK))])
 

@@ -54,13 +54,10 @@ def notebook_imports(path: str | Path) -> list[tuple[str, list[str]]]:
 def _load(imports: list[tuple[str, list[str]]]) -> None:
     """Import each module (and each imported name that is a submodule), then open the tracking store;
     whatever fails here is left for the notebook's own cell to fail at and report."""
-    try:  # this thread only: the kernel's main thread keeps its priority
+    try:  # this thread only (on Linux a thread has a policy of its own): the main thread keeps its priority
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux
-        try:
-            os.nice(19)
-        except (AttributeError, OSError):
-            pass
+    except (AttributeError, OSError):  # elsewhere the whole process would be lowered: left as it is
+        pass
     for module, names in imports:
         try:
             loaded = importlib.import_module(module)
