@@ -303,8 +303,9 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
             echo(f"  {stem}: finished before, kept")
         else:
             todo.append((name, stem, window))
-    # Each notebook's kernel is started as the notebook before it begins, and loads its imports meanwhile.
-    ahead = start_kernel(todo[0][0], run_dir / f"{todo[0][1]}.ipynb", params) if todo else None
+    # Each notebook's kernel is started as the notebook before it begins, and loads its imports meanwhile;
+    # the first one has nothing to wait on, and gets a kernel of its own the usual way.
+    ahead = None
     try:
         for i, (name, stem, window) in enumerate(todo):
             kernel, ahead = ahead, None
