@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from rbp.errors import RbpError
 from rbp.fasta import AMBIGUOUS, AMBIGUOUS_POLICIES, read_fasta
 from rbp.fold_ensemble import MANIFEST, FoldEnsemble
 from rbp.motifs import motif_regex
+from rbp.remembered import remembered_scores
 from rbp.scan import Site, bed_lines, bedgraph_lines, call_sites, check_stride, motif_positions, profile, sites_table
 
 
@@ -294,7 +295,10 @@ def apply_models(models: list, fasta: str | Path, out: str | Path | None = None,
         loaded[str(model)] = (predictor.with_k(k), uri)
         check_stride(predictor.window, stride)
     labels = model_labels({given: predictor for given, (predictor, _) in loaded.items()})
-    with output_folder(out) as partial:
+    # An ensemble among them would run its members again on every window they scored: what they scored is
+    # remembered then (it costs the fastest models time where nothing is scored twice: docs/benchmarks.md).
+    ensemble = any(hasattr(predictor.family, "parts") for predictor, _ in loaded.values())
+    with output_folder(out) as partial, remembered_scores() if ensemble else nullcontext():
         results = {}
         for given, (predictor, _) in loaded.items():
             results[labels[given]] = apply_model(predictor, fasta, partial / _safe(labels[given]), stride, threshold,

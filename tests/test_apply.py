@@ -13,6 +13,7 @@ from rbp.apply import apply_model
 from rbp.cli import main
 from rbp.errors import RbpError
 from rbp.fold_ensemble import FoldEnsemble
+from rbp.remembered import remembered_scores
 from rbp.synthetic import make_transcript, write_transcript
 from tests.conftest import saved_cv_model
 
@@ -209,6 +210,11 @@ def test_batched_scores_equal_one_window_at_a_time(name, monkeypatch):
     stride = 5
     batched = list(predictor.scans(sequences, stride))
     assert len(batched) == len(sequences)
+    with remembered_scores():  # scored through what is remembered (twice: the second time looked up)
+        for _ in range(2):
+            for (starts, scores), (same_starts, same) in zip(batched, predictor.scans(sequences, stride), strict=True):
+                np.testing.assert_array_equal(starts, same_starts)
+                np.testing.assert_allclose(same, scores, atol=1e-6, rtol=0)
     every = []
     for sequence, (starts, scores) in zip(sequences, batched, strict=True):
         np.testing.assert_array_equal(starts, window_starts(len(sequence), 41, stride))
@@ -250,6 +256,33 @@ def test_several_models_score_one_fasta_side_by_side(tmp_path):
     assert not list(tmp_path.glob(".out.partial-*"))
     with pytest.raises(RbpError, match="already exists"):
         apply_models(list(models.values()), fasta, tmp_path / "out", load=lambda model, device: (model, "memory"))
+
+
+def test_with_an_ensemble_among_several_models_its_members_score_each_window_once(tmp_path):
+    """`rbp predict --model <data set>` brings the ensemble and its members: they are not run again for it,
+    nor for the figures, and the ensemble scores as it does alone."""
+    from rbp.apply import apply_model, apply_models
+    from rbp.ensemble import EnsembleFamily, EnsembleParams
+
+    members = {"lstm": _untrained("lstm", 1), "kmer_lr": _untrained("kmer_lr", 2)}
+    family = EnsembleFamily(EnsembleParams(), 3, members)
+    ensemble = FoldEnsemble(family, None, [family.combine(1), family.combine(2)], [1, 2], 41, 0.5)
+    for name, predictor in zip("ABC", [*members.values(), ensemble], strict=True):
+        predictor.info["dataset"] = name  # the column it gets
+    rng = np.random.default_rng(1)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), n))}\n" for i, n in enumerate([41, 30, 300])))
+    runs = []
+    for model in members["lstm"].models:
+        model.register_forward_hook(lambda module, args, kwargs, out: runs.append(len(out)), with_kwargs=True)
+    apply_model(members["lstm"], fasta, tmp_path / "lstm", figures=0, progress=False)
+    alone, runs[:] = sum(runs), []
+    expected = apply_model(ensemble, fasta, tmp_path / "ensemble", figures=0, progress=False).scores
+    runs.clear()
+    result = apply_models([members["lstm"], members["kmer_lr"], ensemble], fasta, tmp_path / "out", figures=1,
+                          progress=False, load=lambda model, device: (model, "memory"))
+    assert sum(runs) == alone  # the LSTM's windows, once: not again for the ensemble, nor for the figure
+    np.testing.assert_allclose(result.scores["C"], expected.probability, atol=1e-6)
 
 
 def test_k_is_checked_against_every_size_a_kmer_regression_counts():
