@@ -12,6 +12,7 @@ did and find the modules loaded.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import os
@@ -96,6 +97,21 @@ def warm_up() -> None:
     shell.events.register("pre_run_cell", wait)
 
 
+@functools.cache
+def _manager_class() -> type:
+    """jupyter_client's kernel manager, remembering the clients it makes so that their channels can be
+    closed with the kernel (imported here: a kernel's warm-up needs none of it)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class Manager(AsyncKernelManager):
+        def client(self, **kwargs):
+            made = super().client(**kwargs)
+            self.clients.append(made)
+            return made
+
+    return Manager
+
+
 class KernelAhead:
     """A kernel started now for the notebook at `notebook`, to be handed to papermill (`km`) when its turn
     comes; it loads what the notebook imports and `also` ((module, names) pairs); `close()` stops it
@@ -103,21 +119,9 @@ class KernelAhead:
 
     def __init__(self, notebook: str | Path, kernel_name: str, cwd: str | Path, extra_arguments: list[str],
                  env: dict[str, str], also: list[tuple[str, list[str]]] = ()):
-        from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        class Manager(AsyncKernelManager):
-            """Remembers the clients it makes, so that their channels can be closed with the kernel."""
-
-            clients: list = []
-
-            def client(self, **kwargs):
-                made = super().client(**kwargs)
-                self.clients.append(made)
-                return made
-
-        self._run_sync = run_sync
-        self.km = Manager(kernel_name=kernel_name)
+        self.km = _manager_class()(kernel_name=kernel_name)
         self.km.clients = []
         env = {**env, WARM_UP_ENV: json.dumps([*notebook_imports(notebook), *also])}
         arguments = [*extra_arguments, "--HistoryManager.hist_file=:memory:",
@@ -126,7 +130,9 @@ class KernelAhead:
 
     def close(self) -> None:
         """Stop the kernel (at once: its notebook has ended) and the channels of its clients; again: nothing."""
+        from jupyter_core.utils import run_sync
+
         for made in self.km.clients:
             made.stop_channels()
         if self.km.has_kernel:
-            self._run_sync(self.km.shutdown_kernel)(now=True)
+            run_sync(self.km.shutdown_kernel)(now=True)

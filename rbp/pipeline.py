@@ -124,7 +124,8 @@ def start_kernel(name: str, output: Path, params: Params) -> KernelAhead | None:
     """A kernel for notebook `name` (executed into `output`), started now: while another notebook runs it
     loads what the notebook imports, and what the models it builds or loads import (see `rbp.kernels`):
     a model notebook's own family's, the ensemble's and any other notebook's every family of the run.
-    None when there is no such notebook (its turn says so)."""
+    None when there is no such notebook, or when the kernel does not start: the notebook then starts its
+    own when its turn comes, and that one says what is wrong."""
     if not notebook_path(name).is_file():
         return None
     run = [NOTEBOOK_FAMILY[notebook] for notebook in params.notebooks if notebook in NOTEBOOK_FAMILY]
@@ -135,7 +136,11 @@ def start_kernel(name: str, output: Path, params: Params) -> KernelAhead | None:
             module, attribute = where.split(":")
             also.setdefault(module, []).append(attribute)
     env = {**os.environ, progress.ENV: str(_progress_file(output))}
-    return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env, list(also.items()))
+    try:
+        return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env,
+                           list(also.items()))
+    except Exception:  # noqa: BLE001 - a speed-up only; the notebook's own start reports the problem
+        return None
 
 
 @contextmanager

@@ -11,6 +11,7 @@ interpret steps open it around their loop over models; nothing is remembered out
 from __future__ import annotations
 
 import hashlib
+import itertools
 import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -73,14 +74,18 @@ def logits(family, models: Sequence[torch.nn.Module], sequences: Sequence[str], 
         for model, found in zip(models, scored, strict=True):
             found.update(zip(part, predict(model, inputs, batch_size, device, logits=True).tolist(), strict=True))
     for memory, found in zip(memories, scored, strict=True):
-        room = LIMIT - sum(map(len, _remembered.values()))
-        memory.update(list(found.items())[:max(room, 0)])
+        _keep(memory, found.items())
     return [torch.tensor(np.array([memory[s] if s in memory else found[s] for s in sequences], dtype=np.float32))
             for memory, found in zip(memories, scored, strict=True)]
 
 
 def remember(model: torch.nn.Module, sequences: Sequence[str], values: np.ndarray) -> None:
     """Keep logits scored another way (a long sequence's windows scanned in one pass)."""
-    if active() and sum(map(len, _remembered.values())) + len(sequences) <= LIMIT:
-        _remembered.setdefault(fingerprint(model), {}).update(zip(sequences, np.asarray(values).tolist(),
-                                                                   strict=True))
+    if active():
+        _keep(_remembered.setdefault(fingerprint(model), {}), zip(sequences, np.asarray(values).tolist(), strict=True))
+
+
+def _keep(memory: dict[str, float], items) -> None:
+    """Add (sequence, logit) pairs to one model's memory, as many as `LIMIT` leaves room for."""
+    room = LIMIT - sum(map(len, _remembered.values()))
+    memory.update(itertools.islice(items, max(room, 0)))

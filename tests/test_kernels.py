@@ -83,3 +83,16 @@ def test_a_kernel_started_ahead_runs_the_notebook_as_a_new_one_would(tmp_path):
         assert seen["idle_threads"] == []
     assert [cell.execution_count for cell in out.cells if cell.cell_type == "code"] == [1, 2, 3]
     assert not kernel.km.has_kernel and all(not client.channels_running for client in kernel.km.clients)
+
+
+def test_a_kernel_that_cannot_start_ahead_leaves_the_notebook_to_start_its_own(monkeypatch, tmp_path):
+    import rbp.pipeline
+    from rbp.params import load_params
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no free port")
+
+    monkeypatch.setattr(rbp.pipeline, "KernelAhead", broken)
+    params = load_params(ROOT / "params" / "default.yaml")
+    assert rbp.pipeline.start_kernel("03_cnn_cv", tmp_path / "03_cnn_cv.ipynb", params) is None
+    assert rbp.pipeline.start_kernel("no_such_notebook", tmp_path / "x.ipynb", params) is None
