@@ -18,6 +18,7 @@ seqlets hold all eight letters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -134,10 +135,34 @@ MODISCO = dict(sliding_window_size=10, flank_size=5, min_metacluster_size=20, ta
 def warm_up() -> None:
     """Start compiling TF-MoDISco's numba kernels in the background (into numba's on-disk cache,
     so that later runs load them). Call it early, before the attributions are computed: a process
-    that calls `discover` first otherwise compiles them then, about 20 s on 2 cores."""
+    that calls `discover` first otherwise compiles them then, about 20 s on 2 cores. Where the
+    background cannot start (a process with threads of its own, such as a Jupyter kernel), the first
+    `discover` compiles them into the cache itself, and later processes load them from there."""
     from modiscolite import precompile
 
+    _cache_kernels()
     precompile.start()
+
+
+@functools.cache
+def _cache_kernels() -> None:
+    """Turn on numba's on-disk cache for every TF-MoDISco kernel, once per process. modisco-lite turns
+    it on only where it compiles them in forked children, which a process with threads (a Jupyter
+    kernel) cannot fork: there every run compiled them again, about 10 s. Where the cache cannot be
+    written (a read-only install), a kernel is compiled in memory as before."""
+    import importlib
+    import pkgutil
+
+    import modiscolite
+    from numba.core.dispatcher import Dispatcher
+
+    for module in pkgutil.iter_modules(modiscolite.__path__):
+        for kernel in vars(importlib.import_module(f"modiscolite.{module.name}")).values():
+            if isinstance(kernel, Dispatcher):
+                try:
+                    kernel.enable_caching()
+                except Exception:  # noqa: BLE001 (numba raises its own errors for an unwritable cache)
+                    return
 
 
 @contextmanager
@@ -178,6 +203,7 @@ def discover(sequences: Sequence[str], hypothetical: np.ndarray, max_motifs: int
         raise RbpError(f"motif discovery: TF-MoDISco needs {width}-nt windows of both signs, and on these sites no "
                        f"window {'lowers' if (windows >= 0).all() else 'raises'} the model's score (a plateau of "
                        "its most confident scores): no motif search")
+    _cache_kernels()
     with _thread_budget():
         try:
             positive, _ = TFMoDISco(one_hot=onehot, hypothetical_contribs=hypothetical, **settings)

@@ -197,3 +197,23 @@ def test_motif_discovery_names_a_null_model_of_one_sign_instead_of_failing_insid
     hypothetical[0, 40:60] = -1.0
     with pytest.raises(RbpError, match="null model of the 10-nt windows drew no window of one sign"):
         discover(sequences, hypothetical)
+
+
+def test_tf_modisco_kernels_are_cached_on_disk_where_they_cannot_be_compiled_ahead():
+    """A Jupyter kernel has threads, so modisco-lite does not fork its compiling children there and
+    leaves numba's cache off: every notebook run compiled its kernels again (about 10 s)."""
+    import importlib
+    import pkgutil
+
+    import modiscolite
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    from rbp.motif_discovery import _cache_kernels
+
+    _cache_kernels()
+    kernels = [kernel for module in pkgutil.iter_modules(modiscolite.__path__)
+               for kernel in vars(importlib.import_module(f"modiscolite.{module.name}")).values()
+               if isinstance(kernel, Dispatcher)]
+    assert len(kernels) >= 20
+    assert not [kernel.py_func.__name__ for kernel in kernels if isinstance(kernel._cache, NullCache)]
