@@ -44,6 +44,10 @@ SIZES: dict[str, dict] = {
 
 
 CHECKPOINT_LOG_MB = 50  # fold checkpoints are logged by default up to this size (small: 0.6 MB; base: 344 MB)
+# Evaluated on a CPU, a pass holds at most this many bytes in its widest activation (the feed-forward
+# layer's): the small model scored 4,700 sequences of 81 nt a second in passes of 64 to 128, against
+# 2,900 in passes of 512, whose activations (42 MB) outgrow the caches (docs/benchmarks.md).
+CPU_PASS_BYTES = 8 << 20
 
 
 # --------------------------------------------------------------------------- its params section
@@ -139,6 +143,14 @@ def scratch_model(k: int, size: str = "small", **options) -> BertForSequenceClas
     from transformers import BertForSequenceClassification
 
     return BertForSequenceClassification(scratch_config(k, size, **options))
+
+
+def sized_for_cpu(model: BertForSequenceClassification) -> BertForSequenceClassification:
+    """`model`, telling `rbp.train.predict` how many tokens one CPU pass should hold (`cpu_pass_tokens`):
+    CPU_PASS_BYTES of its feed-forward activations (small: 8,192 tokens, about 100 sequences of 81 nt;
+    base: 682)."""
+    model.cpu_pass_tokens = max(1, CPU_PASS_BYTES // (4 * model.config.intermediate_size))
+    return model
 
 
 # --------------------------------------------------------------------------- encoding
@@ -245,7 +257,7 @@ class DNABERTFamily:
         )
         model = load_model(self.checkpoint, **options) if self.checkpoint else \
             scratch_model(self.k, self.params.size, **options)
-        return draw_on_cpu_fast(model)  # its hidden dropout's masks (`rbp.dropout`)
+        return sized_for_cpu(draw_on_cpu_fast(model))  # its hidden dropout's masks (`rbp.dropout`)
 
     def encode(self, sequences: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token ids and mask. A sequence with more k-mers than `max_seq_length` - 2 keeps its centred
@@ -262,7 +274,7 @@ class DNABERTFamily:
         return save_checkpoint(model, directory, self.vocab)
 
     def load(self, directory: str | Path) -> BertForSequenceClassification:
-        return load_checkpoint(directory, self.k, attn_implementation=self.attn_implementation).eval()
+        return sized_for_cpu(load_checkpoint(directory, self.k, attn_implementation=self.attn_implementation).eval())
 
     def embeddings(self, model: BertForSequenceClassification) -> torch.nn.Module:
         return model.bert.embeddings.word_embeddings

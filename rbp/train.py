@@ -183,11 +183,15 @@ def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
     for confident sequences), and the mean loss when `labels` are given.
 
     Always in full precision: epochs are chosen and test metrics computed on these scores, and
-    bf16 rounding would create ties between them."""
+    bf16 rounding would create ties between them. On a CPU, a model that says how many tokens a pass
+    should hold (`cpu_pass_tokens`: DNABERT) is run in passes of at most that many."""
     device = device or next(model.parameters()).device
     model.eval()
     inputs = _to(inputs, device)
     n = len(next(iter(inputs.values())))
+    tokens = getattr(model, "cpu_pass_tokens", None)  # a model whose activations outgrow the caches in big passes
+    if tokens and device.type == "cpu" and "input_ids" in inputs:
+        batch_size = min(batch_size, max(1, tokens // max(1, inputs["input_ids"].shape[1])))
     probs, loss_sum = [], 0.0
     for start in range(0, n, batch_size):
         batch = _slice(inputs, slice(start, start + batch_size))

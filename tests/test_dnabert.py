@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertForSequenceClassification, BertTokenizer
@@ -392,3 +393,25 @@ def test_built_models_draw_their_hidden_dropout_fast_from_scratch_or_a_checkpoin
         dropouts = [m for m in family.build().modules() if isinstance(m, nn.Dropout)]
         assert dropouts and all(type(m) is Dropout for m in dropouts)
         assert {m.p for m in dropouts} >= {0.2}
+
+
+def test_evaluated_on_a_cpu_a_model_runs_in_passes_its_caches_hold(tmp_path):
+    """Passes of 512 small-DNABERT rows outgrow the caches (a third slower than passes of 64 to 128):
+    `predict` runs a built or loaded model in passes of `cpu_pass_tokens`, with the same scores."""
+    from rbp.train import predict
+
+    torch.manual_seed(0)
+    family = DNABERTFamily(DNABERTParams(), k=3)
+    model = family.build()
+    loaded = family.load(family.save(model, tmp_path / "saved"))
+    assert model.cpu_pass_tokens == loaded.cpu_pass_tokens == 8 * 2**20 // (4 * SIZES["small"]["intermediate_size"])
+    generator = torch.Generator().manual_seed(1)
+    sequences = ["".join("ACGT"[i] for i in torch.randint(0, 4, (81,), generator=generator)) for _ in range(300)]
+    inputs = family.encode(sequences)  # 81 tokens: [CLS], 79 3-mers, [SEP]
+    rows = []
+    loaded.register_forward_pre_hook(lambda _, args, kwargs: rows.append(len(kwargs["input_ids"])), with_kwargs=True)
+    scores = predict(loaded, inputs, batch_size=512)
+    assert rows == [101, 101, 98]  # 8,192 tokens // 81
+    loaded.cpu_pass_tokens = None
+    np.testing.assert_allclose(predict(loaded, inputs, batch_size=512), scores, atol=1e-6)
+    assert rows[3:] == [300]
