@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from rbp import allocator
 from rbp.errors import RbpError
 
 
@@ -176,6 +177,7 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    allocator.tune()  # models' passes reuse freed memory, here and in the kernels and jobs started from here
     signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the runs as KILLED, like Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)
     try:
