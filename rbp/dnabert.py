@@ -45,8 +45,8 @@ SIZES: dict[str, dict] = {
 
 CHECKPOINT_LOG_MB = 50  # fold checkpoints are logged by default up to this size (small: 0.6 MB; base: 344 MB)
 # Evaluated on a CPU, a pass holds at most this many bytes in its widest activation (the feed-forward
-# layer's): the small model scored 4,700 sequences of 81 nt a second in passes of 64 to 128, against
-# 2,900 in passes of 512, whose activations (42 MB) outgrow the caches (docs/benchmarks.md).
+# layer's; 42 MB in a pass of 512 sequences of 81 nt): with `rbp.allocator`'s thresholds the small
+# model's 5 fold models scanned 4,920 windows in 5.3-5.5 s against 6.5-7.6 s in passes of 512.
 CPU_PASS_BYTES = 8 << 20
 
 
@@ -146,7 +146,7 @@ def scratch_model(k: int, size: str = "small", **options) -> BertForSequenceClas
 
 
 def sized_for_cpu(model: BertForSequenceClassification) -> BertForSequenceClassification:
-    """`model`, telling `rbp.train.predict` how many tokens one CPU pass should hold (`cpu_pass_tokens`):
+    """`model`, telling `rbp.train.logits_of` how many tokens one CPU pass should hold (`cpu_pass_tokens`):
     CPU_PASS_BYTES of its feed-forward activations (small: 8,192 tokens, about 100 sequences of 81 nt;
     base: 682)."""
     model.cpu_pass_tokens = max(1, CPU_PASS_BYTES // (4 * model.config.intermediate_size))

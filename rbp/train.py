@@ -117,6 +117,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def logits_of(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's logits of a batch. Evaluated on a CPU without gradients, a model that says how many
+    tokens a pass should hold (`cpu_pass_tokens`: DNABERT, whose activations outgrow the caches in big
+    passes) runs in passes of at most that many, wherever it is called (alone, or inside an ensemble)."""
+    ids = batch.get("input_ids")
+    tokens = getattr(model, "cpu_pass_tokens", None)
+    if tokens and ids is not None and ids.device.type == "cpu" and not torch.is_grad_enabled():
+        rows = max(1, tokens // max(1, ids.shape[1]))
+        if len(ids) > rows:
+            return torch.cat([_logits(model, _slice(batch, slice(start, start + rows)))
+                              for start in range(0, len(ids), rows)])
+    return _logits(model, batch)
+
+
+def _logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     out = model(**batch)
     return out.logits if hasattr(out, "logits") else out
 
@@ -183,15 +197,11 @@ def predict(model, inputs: dict[str, torch.Tensor], batch_size: int = 256,
     for confident sequences), and the mean loss when `labels` are given.
 
     Always in full precision: epochs are chosen and test metrics computed on these scores, and
-    bf16 rounding would create ties between them. On a CPU, a model that says how many tokens a pass
-    should hold (`cpu_pass_tokens`: DNABERT) is run in passes of at most that many."""
+    bf16 rounding would create ties between them."""
     device = device or next(model.parameters()).device
     model.eval()
     inputs = _to(inputs, device)
     n = len(next(iter(inputs.values())))
-    tokens = getattr(model, "cpu_pass_tokens", None)  # a model whose activations outgrow the caches in big passes
-    if tokens and device.type == "cpu" and "input_ids" in inputs:
-        batch_size = min(batch_size, max(1, tokens // max(1, inputs["input_ids"].shape[1])))
     probs, loss_sum = [], 0.0
     for start in range(0, n, batch_size):
         batch = _slice(inputs, slice(start, start + batch_size))

@@ -396,8 +396,9 @@ def test_built_models_draw_their_hidden_dropout_fast_from_scratch_or_a_checkpoin
 
 
 def test_evaluated_on_a_cpu_a_model_runs_in_passes_its_caches_hold(tmp_path):
-    """Passes of 512 small-DNABERT rows outgrow the caches (a third slower than passes of 64 to 128):
-    `predict` runs a built or loaded model in passes of `cpu_pass_tokens`, with the same scores."""
+    """Passes of 512 small-DNABERT rows outgrow the caches: a built or loaded model runs in passes of
+    `cpu_pass_tokens`, alone or as an ensemble's member, with the same scores."""
+    from rbp.ensemble import MeanProbability
     from rbp.train import predict
 
     torch.manual_seed(0)
@@ -412,6 +413,12 @@ def test_evaluated_on_a_cpu_a_model_runs_in_passes_its_caches_hold(tmp_path):
     loaded.register_forward_pre_hook(lambda _, args, kwargs: rows.append(len(kwargs["input_ids"])), with_kwargs=True)
     scores = predict(loaded, inputs, batch_size=512)
     assert rows == [101, 101, 98]  # 8,192 tokens // 81
+    member = predict(MeanProbability({"dnabert": loaded, "same": model}),
+                     {f"{name}.{key}": value for name in ("dnabert", "same") for key, value in inputs.items()},
+                     batch_size=512, logits=True)
+    assert rows[3:] == [101, 101, 98]  # inside the ensemble too
+    np.testing.assert_allclose(member, torch.logit(torch.from_numpy(scores).double()).numpy(),
+                               atol=1e-5)
     loaded.cpu_pass_tokens = None
     np.testing.assert_allclose(predict(loaded, inputs, batch_size=512), scores, atol=1e-6)
-    assert rows[3:] == [300]
+    assert rows[6:] == [300]
