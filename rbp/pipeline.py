@@ -110,6 +110,7 @@ def _failure(name: str, exc: PapermillExecutionError, output: Path) -> PipelineE
 # The kernel's own log lines (e.g. that it listens on TCP on this machine) are not the user's business;
 # what fails in a cell still reaches the driver through papermill.
 KERNEL_NAME, KERNEL_ARGUMENTS = "python3", ["--IPKernelApp.log_level=CRITICAL"]
+KERNELS_AHEAD = 2  # notebooks whose kernels load while the one before them runs (each holds its imports' memory)
 # Once its last cell has run, a notebook's kernel has nothing left to write: every run was ended, every
 # file closed and every output received inside its cells. Stopped at once, it is spared Python's
 # teardown of torch, MLflow and the rest: 0.1 s after the last cell instead of 2.4 to 3.1 s.
@@ -120,12 +121,13 @@ def _progress_file(output: Path) -> Path:
     return output.with_name(f".{output.stem}.progress.jsonl")
 
 
-def start_kernel(name: str, output: Path, params: Params) -> KernelAhead | None:
+def start_kernel(name: str, output: Path, params: Params, polite: bool = True) -> KernelAhead | None:
     """A kernel for notebook `name` (executed into `output`), started now: while another notebook runs it
     loads what the notebook imports, and what the models it builds or loads import (see `rbp.kernels`):
     a model notebook's own family's, the ensemble's and any other notebook's every family of the run.
-    None when there is no such notebook, or when the kernel does not start: the notebook then starts its
-    own when its turn comes, and that one says what is wrong."""
+    `polite`: it loads at the lowest priority (another notebook runs meanwhile). None when there is no
+    such notebook, or when the kernel does not start: the notebook then starts its own when its turn
+    comes, and that one says what is wrong."""
     if not notebook_path(name).is_file():
         return None
     run = [NOTEBOOK_FAMILY[notebook] for notebook in params.notebooks if notebook in NOTEBOOK_FAMILY]
@@ -138,7 +140,7 @@ def start_kernel(name: str, output: Path, params: Params) -> KernelAhead | None:
     env = {**os.environ, progress.ENV: str(_progress_file(output))}
     try:
         return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env,
-                           list(also.items()))
+                           list(also.items()), polite)
     except Exception:  # noqa: BLE001 - a speed-up only; the notebook's own start reports the problem
         return None
 
@@ -308,15 +310,17 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
             echo(f"  {stem}: finished before, kept")
         else:
             todo.append((name, stem, window))
-    # Each notebook's kernel is started as the notebook before it begins, and loads its imports meanwhile;
-    # the first one has nothing to wait on, and gets a kernel of its own the usual way.
-    ahead = None
+    # Each notebook's kernel is started KERNELS_AHEAD notebooks before its turn and loads its imports at the
+    # lowest priority meanwhile; the first one's at once, at full speed. All of them in this process's session
+    # (see `rbp.kernels.in_this_session`), where the lowest priority leaves the running notebook its cores.
+    ahead: dict[int, KernelAhead | None] = {}
     try:
         for i, (name, stem, window) in enumerate(todo):
-            kernel, ahead = ahead, None
+            for j in range(i, min(i + 1 + KERNELS_AHEAD, len(todo))):
+                if j not in ahead:
+                    ahead[j] = start_kernel(todo[j][0], run_dir / f"{todo[j][1]}.ipynb", params, polite=j > 0)
+            kernel = ahead.pop(i)
             try:
-                if i + 1 < len(todo):
-                    ahead = start_kernel(todo[i + 1][0], run_dir / f"{todo[i + 1][1]}.ipynb", params)
                 seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
                                            notebook_parameters(name, params, **values, **window), run_id, echo, kernel)
             finally:
@@ -324,8 +328,9 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
                     kernel.close()
             tracking.mark_step_done(run_id, stem, seconds)
     except BaseException as exc:
-        if ahead:
-            ahead.close()
+        for kernel in ahead.values():
+            if kernel:
+                kernel.close()
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 import nbformat
 import papermill
 import pytest
 
-from rbp.kernels import KernelAhead, notebook_imports
+from rbp.kernels import KernelAhead, _load, notebook_imports
 from rbp.pipeline import KERNEL_ARGUMENTS, KERNEL_NAME
 from tests.conftest import ROOT
 
@@ -34,7 +35,8 @@ time.sleep(0.5)
 idle = sorted(idle & threads_at_idle_priority())
 print(json.dumps({"names": names, "loaded": [m for m in ("rbp.kmers", "rbp.synthetic", "sklearn.metrics")
                                               if m in sys.modules],
-                  "env": "RBP_WARM_UP" in os.environ, "idle_threads": idle, "progress": os.environ.get("P")}))
+                  "env": "RBP_WARM_UP" in os.environ, "idle_threads": idle, "progress": os.environ.get("P"),
+                  "session": os.getsid(0), "group": os.getpgid(0), "pid": os.getpid()}))
 """
 
 
@@ -81,8 +83,28 @@ def test_a_kernel_started_ahead_runs_the_notebook_as_a_new_one_would(tmp_path):
     assert not seen["env"] and seen["progress"] == "here"
     if sys.platform == "linux":
         assert seen["idle_threads"] == []
+    # in this process's session (one scheduling group with it), in a process group of its own (signalled
+    # alone, and out of reach of the terminal's Ctrl-C)
+    assert seen["session"] == os.getsid(0) and seen["group"] == seen["pid"] != os.getpgid(0)
     assert [cell.execution_count for cell in out.cells if cell.cell_type == "code"] == [1, 2, 3]
     assert not kernel.km.has_kernel and all(not client.channels_running for client in kernel.km.clients)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="the lowest priority is Linux's SCHED_IDLE")
+@pytest.mark.usefixtures("mlflow_store")
+def test_a_kernel_loads_at_the_lowest_priority_only_while_another_notebook_runs():
+    """The pipeline's first kernel has no notebook to give way to: it loads at full speed."""
+    policies = {}
+
+    def load(polite):
+        _load([("json", [])], polite)
+        policies[polite] = os.sched_getscheduler(0)
+
+    for polite in (True, False):
+        thread = threading.Thread(target=load, args=(polite,))
+        thread.start()
+        thread.join()
+    assert policies == {True: os.SCHED_IDLE, False: os.sched_getscheduler(0)}
 
 
 def test_a_kernel_that_cannot_start_ahead_leaves_the_notebook_to_start_its_own(monkeypatch, tmp_path):

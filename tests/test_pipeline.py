@@ -388,15 +388,17 @@ def test_interrupted_pipeline_leaves_no_run_running(small_data_dir, tmp_path, mo
         raise KeyboardInterrupt
 
     started, start_kernel = [], rbp.pipeline.start_kernel
-    monkeypatch.setattr(rbp.pipeline, "start_kernel", lambda *args: started.append(start_kernel(*args)) or started[-1])
+    monkeypatch.setattr(rbp.pipeline, "start_kernel",
+                        lambda *args, **kwargs: started.append(start_kernel(*args, **kwargs)) or started[-1])
     monkeypatch.setattr(rbp.pipeline, "execute_notebook", killed)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(SMOKE, {"data_dir": str(small_data_dir), "output_dir": str(tmp_path / "out")},
                      echo=lambda *a: None)
     runs = mlflow.search_runs(experiment_names=["small"])
     assert sorted(runs.status) == ["KILLED", "KILLED", "KILLED"]
-    # the next notebook's kernel, started ahead, is stopped
-    assert len(started) == 1 and not started[0].km.has_kernel
+    # the killed notebook's kernel and the next notebooks' kernels, started ahead, are stopped
+    assert len(started) == 1 + rbp.pipeline.KERNELS_AHEAD
+    assert all(kernel is not None and not kernel.km.has_kernel for kernel in started)
 
 
 def test_failure_message_without_an_error_value_names_the_last_traceback_line():
