@@ -118,7 +118,9 @@ KERNEL_SHUTDOWN = "immediate"
 
 
 def _progress_file(output: Path) -> Path:
-    return output.with_name(f".{output.stem}.progress.jsonl")
+    """Where the notebook executed into `output` writes its progress: a name known before the run's folder
+    is (its kernel is started first), this process's own (a workflow's jobs side by side are processes)."""
+    return Path(tempfile.gettempdir()) / f"rbp-{os.getpid()}-{output.stem}.progress.jsonl"
 
 
 def start_kernel(name: str, output: Path, params: Params, polite: bool = True) -> KernelAhead | None:
@@ -269,14 +271,19 @@ def log_report(notebook_path: str | Path, run_id: str, html_path: str | Path | N
 def run_pipeline(params_file: str | Path | None, overrides: list[str] | dict | None = None,
                  echo=print) -> PipelineRun:
     params = load_params(resolve(params_file) if params_file else None, overrides)
-    data = check_inputs(params)
-    if params.synthetic:
-        echo("No data_dir given: running on the built-in SYNTHETIC set (a smoke test, not a benchmark).")
-    run = tracking.open_pipeline_run(params, data, params_file, echo)
-    with tracking.active_run(run_id=run.run_id):
-        echo(f"pipeline run {run.run_name} ({run.run_id}) in experiment '{params.dataset_name}'; "
-             f"outputs in {run.run_dir}")
-        run_steps(params, run.run_id, run.run_dir, echo)
+    kernels = Kernels(todo(params), params)
+    kernels.start()  # the first steps' kernels load while the data is read and the run is opened
+    try:
+        data = check_inputs(params)
+        if params.synthetic:
+            echo("No data_dir given: running on the built-in SYNTHETIC set (a smoke test, not a benchmark).")
+        run = tracking.open_pipeline_run(params, data, params_file, echo)
+        with tracking.active_run(run_id=run.run_id):
+            echo(f"pipeline run {run.run_name} ({run.run_id}) in experiment '{params.dataset_name}'; "
+                 f"outputs in {run.run_dir}")
+            run_steps(params, run.run_id, run.run_dir, echo, kernels=kernels)
+    finally:
+        kernels.close()
     return run
 
 
@@ -297,29 +304,64 @@ def steps(params: Params) -> list[tuple[str, str, dict]]:
     return planned
 
 
-def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] = frozenset()) -> None:
-    """Execute the pipeline's notebooks into `run_dir`, leaving out those in `done` (a resumed run's
-    finished steps); each finished step is tagged on the pipeline run. If one fails or is stopped, the
-    runs it left open are ended FAILED (KILLED on Ctrl-C or `kill`)."""
-    values = run_values(params, run_id, run_dir)
-    todo = []
+def todo(params: Params, done: set[str] = frozenset(), echo=None) -> list[tuple[str, str, dict]]:
+    """The steps to execute, as `steps` gives them, less those with nothing to do on these params and
+    those in `done` (a resumed run's finished steps); `echo` is told of each one left out."""
+    planned = []
     for name, stem, window in steps(params):
         if reason := skip_reason(name, params):
-            echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ", subsequent_indent="    "))
+            if echo:
+                echo(textwrap.fill(f"{name}: skipped; {reason}", 100, initial_indent="  ", subsequent_indent="    "))
         elif stem in done:
-            echo(f"  {stem}: finished before, kept")
+            if echo:
+                echo(f"  {stem}: finished before, kept")
         else:
-            todo.append((name, stem, window))
-    # Each notebook's kernel is started KERNELS_AHEAD notebooks before its turn and loads its imports at the
-    # lowest priority meanwhile; the first one's at once, at full speed. All of them in this process's session
-    # (see `rbp.kernels.in_this_session`), where the lowest priority leaves the running notebook its cores.
-    ahead: dict[int, KernelAhead | None] = {}
+            planned.append((name, stem, window))
+    return planned
+
+
+class Kernels:
+    """The kernels of the steps `planned` (as `todo` gives them), each started KERNELS_AHEAD steps before its
+    turn, loading its notebook's imports at the lowest priority meanwhile (the first step's at full speed:
+    nothing runs beside it). All of them are in this process's session (`rbp.kernels.in_this_session`),
+    where the lowest priority leaves the running notebook its cores."""
+
+    def __init__(self, planned: list[tuple[str, str, dict]], params: Params):
+        self.planned, self.params = planned, params
+        self.started: dict[int, KernelAhead | None] = {}
+
+    def start(self, step: int = 0) -> None:
+        """Start the kernels of steps `step` to `step` + KERNELS_AHEAD that are not started yet."""
+        for j in range(step, min(step + 1 + KERNELS_AHEAD, len(self.planned))):
+            if j not in self.started:
+                name, stem, _ = self.planned[j]
+                self.started[j] = start_kernel(name, Path(f"{stem}.ipynb"), self.params, polite=j > 0)
+
+    def take(self, step: int) -> KernelAhead | None:
+        """Step `step`'s kernel (its caller closes it), the next ones started; None: papermill starts one."""
+        self.start(step)
+        return self.started.pop(step)
+
+    def close(self) -> None:
+        """Stop every kernel not taken; again: nothing."""
+        for kernel in self.started.values():
+            if kernel:
+                kernel.close()
+        self.started.clear()
+
+
+def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] = frozenset(),
+              kernels: Kernels | None = None) -> None:
+    """Execute the pipeline's notebooks into `run_dir`, leaving out those in `done` (a resumed run's
+    finished steps), in `kernels` when the caller started them for the same steps; each finished step is
+    tagged on the pipeline run. If one fails or is stopped, the runs it left open are ended FAILED (KILLED
+    on Ctrl-C or `kill`)."""
+    values = run_values(params, run_id, run_dir)
+    planned = todo(params, done, echo)
+    kernels = kernels or Kernels(planned, params)
     try:
-        for i, (name, stem, window) in enumerate(todo):
-            for j in range(i, min(i + 1 + KERNELS_AHEAD, len(todo))):
-                if j not in ahead:
-                    ahead[j] = start_kernel(todo[j][0], run_dir / f"{todo[j][1]}.ipynb", params, polite=j > 0)
-            kernel = ahead.pop(i)
+        for i, (name, stem, window) in enumerate(planned):
+            kernel = kernels.take(i)
             try:
                 seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
                                            notebook_parameters(name, params, **values, **window), run_id, echo, kernel)
@@ -328,11 +370,10 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
                     kernel.close()
             tracking.mark_step_done(run_id, stem, seconds)
     except BaseException as exc:
-        for kernel in ahead.values():
-            if kernel:
-                kernel.close()
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+    finally:
+        kernels.close()
 
 
 def resume_pipeline(name_or_id: str, echo=print) -> PipelineRun:

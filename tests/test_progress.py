@@ -44,12 +44,13 @@ def test_describe_an_epoch():
 
 def test_a_killed_runs_progress_lines_are_not_replayed(tmp_path):
     """`kill -9` leaves a step's progress file behind; the step run again (`--resume`) starts a new one."""
-    from rbp.pipeline import _progress
+    from rbp.pipeline import _progress, _progress_file
     from rbp.progress import ProgressFile
 
     output = tmp_path / "03_lstm_cv.ipynb"
-    ProgressFile(output.with_name(".03_lstm_cv.progress.jsonl"), "LSTM", 2, 3).fold_started(1)  # the killed run's
+    ProgressFile(_progress_file(output), "LSTM", 2, 3).fold_started(1)  # the killed run's
     heard = []
     with _progress(output, heard.append):
-        ProgressFile(output.with_name(".03_lstm_cv.progress.jsonl"), "LSTM", 2, 3).fold_started(2)
+        ProgressFile(_progress_file(output), "LSTM", 2, 3).fold_started(2)
     assert heard == ["    LSTM fold 2/2: training"]
+    assert not _progress_file(output).exists()
