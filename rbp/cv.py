@@ -120,8 +120,10 @@ def run_fold(family: ModelFamily, folds: Folds, fold: int, cfg: TrainParams, dev
     probabilities = predict(model, inputs["test"], cfg.eval_batch_size, device)
     validation = None
     if select:  # for a decision threshold
+        scored = training.validation  # a fitted family may have scored the split already
         validation = _predictions(folds.sequences.iloc[rows["dev"].numpy()],
-                                  predict(model, inputs["dev"], cfg.eval_batch_size, device), fold)
+                                  predict(model, inputs["dev"], cfg.eval_batch_size, device) if scored is None
+                                  else scored, fold)
     model.cpu()  # K fold models must not pile up on the GPU
     test = folds.sequences.iloc[rows["test"].numpy()]
     threshold = fold_threshold(validation)

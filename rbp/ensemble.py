@@ -25,7 +25,7 @@ from torch import nn
 from rbp.errors import ParamsError, RbpError
 from rbp.families import FAMILIES, ModelFamily, family_class, settings_class
 from rbp.schema import build
-from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of, predict
+from rbp.train import EpochLog, TrainResult, binding_logit, logits_of, loss_of, predict, probability_of
 
 if TYPE_CHECKING:
     from rbp.fold_ensemble import FoldEnsemble
@@ -134,7 +134,8 @@ class EnsembleFamily:
         auc = float(roc_auc_score(dev_labels.numpy(), logits.numpy()))
         log = EpochLog(epoch=1, train_loss=float("nan"), val_loss=float(loss_of(logits, dev_labels)), val_auc=auc,
                        lr=float("nan"), seconds=time.perf_counter() - start)
-        return model, TrainResult(best_epoch=1, best_val_auc=auc, history=[log])
+        return model, TrainResult(best_epoch=1, best_val_auc=auc, history=[log],
+                                  validation=probability_of(logits).numpy())
 
     def parts(self, model: MeanProbability) -> list[tuple[ModelFamily, nn.Module]]:
         """The members' families and fold models inside one of its fold models, whose binding logits

@@ -100,6 +100,9 @@ class TrainResult:
     history: list[EpochLog] = field(default_factory=list)
     stopped_early: bool = False
     selected: dict[str, float] = field(default_factory=dict)  # what a fitted family chose on validation (C)
+    # the kept model's probabilities on the validation split, where fitting it scored them as `predict` does
+    # (the ensemble): the CV loop takes them instead of scoring the split again
+    validation: np.ndarray | None = None
 
 
 def seed_everything(seed: int) -> None:

@@ -69,3 +69,20 @@ def test_the_ensemble_is_evaluated_on_each_fold_like_any_model(members, small_da
     expected = np.mean([p.probabilities(test.sequence.tolist(), fold=2) for p in members.values()], axis=0)
     np.testing.assert_allclose(result.predictions.probability, expected, atol=1e-6)
     assert len(result.val_predictions) == len(folds.positions(2, "dev")) and result.training.best_epoch == 1
+
+
+def test_the_ensembles_validation_split_is_scored_once(members, small_data_dir, tmp_path, monkeypatch):
+    """Fitting scores the split for its record; the fold's threshold comes from those same scores."""
+    import rbp.cv
+
+    params = load_params(None, {"data_dir": str(small_data_dir), "folds": 2, "val_fraction": 0.3, "seed": 1})
+    folds = folds_for(params, None, tmp_path / "run")
+    family = EnsembleFamily(params.ensemble, 3, members)
+    scored = []
+    monkeypatch.setattr(rbp.cv, "predict", lambda model, inputs, *a, **k: scored.append(len(inputs["lstm.input_ids"]))
+                        or predict(model, inputs, *a, **k))
+    result = run_fold(family, folds, 1, params.ensemble, torch.device("cpu"), seed=0, progress=False)
+    assert scored == [len(folds.positions(1, "test"))]  # the test rows only: validation came from fitting
+    dev = folds.sequences.iloc[folds.positions(1, "dev")]
+    again = predict(family.combine(1), family.encode(dev.sequence.tolist()))
+    np.testing.assert_array_equal(result.val_predictions.probability, again)
