@@ -113,7 +113,8 @@ def in_this_session(cmd: list[str], env: dict[str, str] | None = None, independe
     share of the cores whatever the priority of its threads: a kernel loading ahead in a thread of the
     lowest priority took a full core from the notebook training beside it, and with torch's two
     threads waiting on each other that cost a small DNABERT's first epoch 4 to 6 s. In one session the
-    lowest priority means what it says."""
+    lowest priority means what it says. `independent` (a kernel that outlives this process) is jupyter_client's
+    keyword, taken here and not offered: the pipeline's kernels end with it."""
     env = dict(os.environ if env is None else env)
     env["JPY_PARENT_PID"] = str(os.getpid())  # the kernel ends itself when this process is gone
     popen.setdefault("stdin", subprocess.PIPE)

@@ -117,16 +117,17 @@ KERNELS_AHEAD = 2  # notebooks whose kernels load while the one before them runs
 KERNEL_SHUTDOWN = "immediate"
 
 
-def _progress_file(output: Path) -> Path:
-    """Where the notebook executed into `output` writes its progress: a name known before the run's folder
-    is (its kernel is started first), this process's own (a workflow's jobs side by side are processes)."""
-    return Path(tempfile.gettempdir()) / f"rbp-{os.getpid()}-{output.stem}.progress.jsonl"
+def _progress_file(stem: str) -> Path:
+    """Where step `stem`'s notebook writes its progress: a name known before the run's folder is (its
+    kernel is started first), this process's own (a workflow's jobs side by side are processes)."""
+    return Path(tempfile.gettempdir()) / f"rbp-{os.getpid()}-{stem}.progress.jsonl"
 
 
-def start_kernel(name: str, output: Path, params: Params, polite: bool = True) -> KernelAhead | None:
-    """A kernel for notebook `name` (executed into `output`), started now: while another notebook runs it
-    loads what the notebook imports, and what the models it builds or loads import (see `rbp.kernels`):
-    a model notebook's own family's, the ensemble's and any other notebook's every family of the run.
+def start_kernel(name: str, stem: str, params: Params, polite: bool = True) -> KernelAhead | None:
+    """A kernel for notebook `name` (step `stem`, the name of its executed notebook), started now: while
+    another notebook runs it loads what the notebook imports, and what the models it builds or loads
+    import (see `rbp.kernels`): a model notebook's own family's, the ensemble's and any other notebook's
+    every family of the run.
     `polite`: it loads at the lowest priority (another notebook runs meanwhile). None when there is no
     such notebook, or when the kernel does not start: the notebook then starts its own when its turn
     comes, and that one says what is wrong."""
@@ -139,7 +140,7 @@ def start_kernel(name: str, output: Path, params: Params, polite: bool = True) -
         for where in FAMILIES[family].preload:
             module, attribute = where.split(":")
             also.setdefault(module, []).append(attribute)
-    env = {**os.environ, progress.ENV: str(_progress_file(output))}
+    env = {**os.environ, progress.ENV: str(_progress_file(stem))}
     try:
         return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env,
                            list(also.items()), polite)
@@ -150,7 +151,7 @@ def start_kernel(name: str, output: Path, params: Params, polite: bool = True) -
 @contextmanager
 def _progress(output: Path, echo):
     """While a notebook runs, its CV loop writes progress to a file that is echoed here."""
-    path = _progress_file(output)
+    path = _progress_file(output.stem)
     path.unlink(missing_ok=True)  # a killed run's lines are not this run's: never replayed
     previous = os.environ.get(progress.ENV)
     os.environ[progress.ENV] = str(path)
@@ -335,7 +336,7 @@ class Kernels:
         for j in range(step, min(step + 1 + KERNELS_AHEAD, len(self.planned))):
             if j not in self.started:
                 name, stem, _ = self.planned[j]
-                self.started[j] = start_kernel(name, Path(f"{stem}.ipynb"), self.params, polite=j > 0)
+                self.started[j] = start_kernel(name, stem, self.params, polite=j > 0)
 
     def take(self, step: int) -> KernelAhead | None:
         """Step `step`'s kernel (its caller closes it), the next ones started; None: papermill starts one."""

@@ -107,7 +107,7 @@ def test_a_kernel_loads_at_the_lowest_priority_only_while_another_notebook_runs(
     assert policies == {True: os.SCHED_IDLE, False: os.sched_getscheduler(0)}
 
 
-def test_a_kernel_that_cannot_start_ahead_leaves_the_notebook_to_start_its_own(monkeypatch, tmp_path):
+def test_a_kernel_that_cannot_start_ahead_leaves_the_notebook_to_start_its_own(monkeypatch):
     import rbp.pipeline
     from rbp.params import load_params
 
@@ -116,5 +116,5 @@ def test_a_kernel_that_cannot_start_ahead_leaves_the_notebook_to_start_its_own(m
 
     monkeypatch.setattr(rbp.pipeline, "KernelAhead", broken)
     params = load_params(ROOT / "params" / "default.yaml")
-    assert rbp.pipeline.start_kernel("03_cnn_cv", tmp_path / "03_cnn_cv.ipynb", params) is None
-    assert rbp.pipeline.start_kernel("no_such_notebook", tmp_path / "x.ipynb", params) is None
+    assert rbp.pipeline.start_kernel("03_cnn_cv", "03_cnn_cv", params) is None
+    assert rbp.pipeline.start_kernel("no_such_notebook", "x", params) is None

@@ -48,9 +48,9 @@ def test_a_killed_runs_progress_lines_are_not_replayed(tmp_path):
     from rbp.progress import ProgressFile
 
     output = tmp_path / "03_lstm_cv.ipynb"
-    ProgressFile(_progress_file(output), "LSTM", 2, 3).fold_started(1)  # the killed run's
+    ProgressFile(_progress_file(output.stem), "LSTM", 2, 3).fold_started(1)  # the killed run's
     heard = []
     with _progress(output, heard.append):
-        ProgressFile(_progress_file(output), "LSTM", 2, 3).fold_started(2)
+        ProgressFile(_progress_file(output.stem), "LSTM", 2, 3).fold_started(2)
     assert heard == ["    LSTM fold 2/2: training"]
-    assert not _progress_file(output).exists()
+    assert not _progress_file(output.stem).exists()
