@@ -369,6 +369,8 @@ def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] =
             finally:
                 if kernel:
                     kernel.close()
+                # a notebook stopped mid-fold (Ctrl-C, `kill`) may write once more before its kernel stops
+                _progress_file(stem).unlink(missing_ok=True)
             tracking.mark_step_done(run_id, stem, seconds)
     except BaseException as exc:
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")

@@ -4,7 +4,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -205,6 +207,12 @@ def test_rbp_run_killed_in_fold_2_resumes_from_fold_2(how, mlflow_store, small_d
         assert pipeline.info.status == "RUNNING"
         _wait_for(lambda: _fold_run_states("killed") == {("1", "FINISHED"), ("2", "RUNNING")}, "the kernel to stop",
                   30)
+    # the progress files a driver keeps (in the system's temporary folder, named by its process): removed on
+    # the way out after Ctrl-C and `kill`; after `kill -9` the one of the step it was in is left behind
+    left = sorted(path.name for path in Path(tempfile.gettempdir()).glob(f"rbp-{job.pid}-*.progress.jsonl"))
+    assert left == ([f"rbp-{job.pid}-03_lstm_cv.progress.jsonl"] if how == signal.SIGKILL else [])
+    for name in left:
+        (Path(tempfile.gettempdir()) / name).unlink()
     if how == signal.SIGTERM:  # ended as Ctrl-C ends them: resuming is the same as after SIGINT
         return
 
