@@ -16,6 +16,7 @@ import functools
 import importlib
 import json
 import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -27,6 +28,8 @@ WARM_UP_LINE = '__import__("rbp.kernels").kernels.warm_up()'  # leaves no name i
 # pandas): loaded first by the kernel's main thread, so that their threads keep its priority, not the lowest
 # one of the thread that loads the rest (a thread inherits the priority of the thread that starts it).
 THREADED = ("numpy", "scipy.linalg", "pandas")
+# Read by torch, numpy's BLAS and numba as a kernel starts: how many CPU threads it computes on.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def notebook_imports(path: str | Path) -> list[tuple[str, list[str]]]:
@@ -155,6 +158,10 @@ class KernelAhead:
 
     def __init__(self, notebook: str | Path, kernel_name: str, cwd: str | Path, extra_arguments: list[str],
                  env: dict[str, str], also: list[tuple[str, list[str]]] = (), polite: bool = True):
+        self._start = functools.partial(self._launch, notebook, kernel_name, cwd, extra_arguments, env, also)
+        self._start(polite)
+
+    def _launch(self, notebook, kernel_name, cwd, extra_arguments, env, also, polite: bool) -> None:
         from jupyter_core.utils import run_sync
 
         self.km = _manager_class()(kernel_name=kernel_name)
@@ -164,11 +171,31 @@ class KernelAhead:
                      f"--IPKernelApp.exec_lines={WARM_UP_LINE}"]
         run_sync(self.km.start_kernel)(extra_arguments=arguments, cwd=str(cwd), env=env)
 
+    def renew(self) -> None:
+        """Stop this kernel and start another like it in its place (loading at full speed)."""
+        self.close()
+        self._start(False)
+
+    def kill(self) -> None:
+        """Kill the kernel's process (and its group) now, from any thread: the notebook running in it
+        ends with a dead kernel; `close()` still follows, from the thread that runs the notebook."""
+        process = getattr(self.km.provisioner, "process", None) if self.km.has_kernel else None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)  # in a group of its own (`in_this_session`)
+            else:
+                process.kill()
+        except ProcessLookupError:  # gone meanwhile
+            pass
+
     def close(self) -> None:
         """Stop the kernel (at once: its notebook has ended) and the channels of its clients; again: nothing."""
         from jupyter_core.utils import run_sync
 
         for made in self.km.clients:
             made.stop_channels()
+        self.km.clients.clear()
         if self.km.has_kernel:
             run_sync(self.km.shutdown_kernel)(now=True)

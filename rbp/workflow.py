@@ -22,12 +22,11 @@ from rbp.config import claim_run_dir, new_run_name, resolve
 from rbp.data import Folds
 from rbp.errors import RbpError
 from rbp.families import NOTEBOOK_FAMILY, make_family
+from rbp.kernels import THREAD_VARIABLES
 from rbp.params import Params, from_dict, load_params
 from rbp.pipeline import PipelineError, check_inputs, execute_notebook, log_report, notebook_parameters, run_values
 from rbp.tracking import resume
 from rbp.workflow_config import model_notebooks, workflow_steps
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _write(path: str | Path, record: dict) -> None:

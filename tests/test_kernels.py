@@ -90,6 +90,42 @@ def test_a_kernel_started_ahead_runs_the_notebook_as_a_new_one_would(tmp_path):
     assert not kernel.km.has_kernel and all(not client.channels_running for client in kernel.km.clients)
 
 
+@pytest.mark.slow
+def test_a_kernel_killed_from_another_thread_ends_its_notebook_at_once(tmp_path):
+    """What stops the steps beside one that failed: the notebook ends with a dead kernel, not its last cell."""
+    from nbclient.exceptions import DeadKernelError
+
+    notebook = tmp_path / "n.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(600)")]
+    nbformat.write(nb, notebook)
+    kernel = KernelAhead(notebook, KERNEL_NAME, ROOT, KERNEL_ARGUMENTS, dict(os.environ), polite=False)
+    ended = []
+
+    def run():
+        try:
+            papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), kernel_name=KERNEL_NAME,
+                                       progress_bar=False, km=kernel.km, cwd=str(tmp_path), log_output=False)
+        except BaseException as exc:  # noqa: BLE001 - what it ended with is the test's answer
+            ended.append(exc)
+        finally:
+            kernel.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(600):  # until the cell runs (papermill saves the notebook as each cell starts)
+        out = tmp_path / "out.ipynb"
+        if out.exists() and '"status": "running"' in out.read_text():
+            break
+        thread.join(0.1)
+    kernel.kill()
+    thread.join(60)
+    assert not thread.is_alive() and len(ended) == 1 and isinstance(ended[0], DeadKernelError)
+    assert not kernel.km.has_kernel
+    kernel.kill()  # gone: nothing
+
+
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="the lowest priority is Linux's SCHED_IDLE")
 @pytest.mark.usefixtures("mlflow_store")
 def test_a_kernel_loads_at_the_lowest_priority_only_while_another_notebook_runs():
