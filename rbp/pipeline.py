@@ -13,6 +13,7 @@ import re
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +27,14 @@ sys.modules.setdefault("rfc3987_syntax", None)
 import papermill  # noqa: E402
 from papermill.exceptions import PapermillExecutionError
 
-from rbp import progress, tracking
+from rbp import progress, schedule, tracking
 from rbp.config import check_writable, project_root, resolve
 from rbp.data import DataError, apply_window, assign_folds, load_dataset
 from rbp.errors import RbpError
 from rbp.families import FAMILIES, NOTEBOOK_FAMILY, make_family
 from rbp.fasta import read_fasta
 from rbp.interpret import describe_summary
-from rbp.kernels import KernelAhead
+from rbp.kernels import THREAD_VARIABLES, KernelAhead
 from rbp.params import Params, from_dict, load_params
 from rbp.reporting import VERDICT_FILE
 from rbp.tracking.lifecycle import PipelineRun
@@ -123,14 +124,15 @@ def _progress_file(stem: str) -> Path:
     return Path(tempfile.gettempdir()) / f"rbp-{os.getpid()}-{stem}.progress.jsonl"
 
 
-def start_kernel(name: str, stem: str, params: Params, polite: bool = True) -> KernelAhead | None:
+def start_kernel(name: str, stem: str, params: Params, polite: bool = True,
+                 threads: int | None = None) -> KernelAhead | None:
     """A kernel for notebook `name` (step `stem`, the name of its executed notebook), started now: while
     another notebook runs it loads what the notebook imports, and what the models it builds or loads
     import (see `rbp.kernels`): a model notebook's own family's, the ensemble's and any other notebook's
     every family of the run.
-    `polite`: it loads at the lowest priority (another notebook runs meanwhile). None when there is no
-    such notebook, or when the kernel does not start: the notebook then starts its own when its turn
-    comes, and that one says what is wrong."""
+    `polite`: it loads at the lowest priority (another notebook runs meanwhile); `threads`: the CPU
+    threads it computes on (None: every core). None when there is no such notebook, or when the kernel
+    does not start: the notebook then starts its own when its turn comes, and that one says what is wrong."""
     if not notebook_path(name).is_file():
         return None
     run = [NOTEBOOK_FAMILY[notebook] for notebook in params.notebooks if notebook in NOTEBOOK_FAMILY]
@@ -140,7 +142,8 @@ def start_kernel(name: str, stem: str, params: Params, polite: bool = True) -> K
         for where in FAMILIES[family].preload:
             module, attribute = where.split(":")
             also.setdefault(module, []).append(attribute)
-    env = {**os.environ, progress.ENV: str(_progress_file(stem))}
+    env = {**os.environ, progress.ENV: str(_progress_file(stem)),
+           **({name: str(threads) for name in THREAD_VARIABLES} if threads else {})}
     try:
         return KernelAhead(notebook_path(name), KERNEL_NAME, project_root(), KERNEL_ARGUMENTS, env,
                            list(also.items()), polite)
@@ -149,19 +152,22 @@ def start_kernel(name: str, stem: str, params: Params, polite: bool = True) -> K
 
 
 @contextmanager
-def _progress(output: Path, echo):
-    """While a notebook runs, its CV loop writes progress to a file that is echoed here."""
+def _progress(output: Path, echo, environ: bool = True):
+    """While a notebook runs, its CV loop writes progress to a file that is echoed here. `environ`: the
+    file is named in this process's environment, for a kernel papermill starts (one started ahead has
+    it in its own)."""
     path = _progress_file(output.stem)
     path.unlink(missing_ok=True)  # a killed run's lines are not this run's: never replayed
     previous = os.environ.get(progress.ENV)
-    os.environ[progress.ENV] = str(path)
+    if environ:
+        os.environ[progress.ENV] = str(path)
     try:
         with progress.Follower(path, echo, output.stem):
             yield
     finally:
-        if previous is None:
+        if environ and previous is None:
             os.environ.pop(progress.ENV, None)
-        else:
+        elif environ:
             os.environ[progress.ENV] = previous
         path.unlink(missing_ok=True)
 
@@ -171,7 +177,9 @@ def _papermill(name: str, output: Path, values: dict, echo, kernel: KernelAhead 
     in a new one; a kernel that died before it answered is started once more (jobs side by side can pick the same free
     port for their kernels, and the second one then fails to bind it)."""
     for attempt in (1, 2):
-        given = {"km": kernel.km} if kernel and attempt == 1 else {}
+        if kernel and attempt == 2:
+            kernel.renew()
+        given = {"km": kernel.km} if kernel else {}
         try:
             papermill.execute_notebook(str(notebook_path(name)), str(output), parameters=values,
                                        kernel_name=KERNEL_NAME, cwd=str(project_root()), progress_bar=False,
@@ -190,7 +198,7 @@ def execute_notebook(name: str, output: Path, values: dict, run_id: str | None, 
     start = time.perf_counter()
     echo(f"  {output.stem}: running")
     try:
-        with _progress(output, echo):
+        with _progress(output, echo, environ=kernel is None):
             _papermill(name, output, values, echo, kernel)
     except Exception as exc:  # a failing cell, or a kernel that died (out of memory, killed)
         if output.exists() and run_id:
@@ -321,57 +329,137 @@ def todo(params: Params, done: set[str] = frozenset(), echo=None) -> list[tuple[
     return planned
 
 
+def side_by_side(params: Params) -> int:
+    """How many notebooks run at once: `params.jobs`; `auto`: 2 on a CPU of 2 cores or more, else 1 (and
+    1 on CUDA, where the notebooks would share one GPU)."""
+    if params.jobs != "auto":
+        return params.jobs
+    return 1 if resolve_device(params.device).type == "cuda" or schedule.cores() < 2 else 2
+
+
 class Kernels:
-    """The kernels of the steps `planned` (as `todo` gives them), each started KERNELS_AHEAD steps before its
-    turn, loading its notebook's imports at the lowest priority meanwhile (the first step's at full speed:
-    nothing runs beside it). All of them are in this process's session (`rbp.kernels.in_this_session`),
-    where the lowest priority leaves the running notebook its cores."""
+    """The kernels of the steps `planned` (as `todo` gives them) and how the steps run: which wait for
+    which (`rbp.schedule.needs`), how many at once (`side_by_side`), and on how many CPU threads each
+    (the cores shared out among those that may run beside another; every core for the others).
+
+    Each kernel starts KERNELS_AHEAD steps before its turn, loading its notebook's imports at the lowest
+    priority meanwhile (the first step's at full speed: nothing runs beside it). All of them are in this
+    process's session (`rbp.kernels.in_this_session`), where the lowest priority leaves the running
+    notebooks their cores. Used from the threads that run the steps."""
 
     def __init__(self, planned: list[tuple[str, str, dict]], params: Params):
         self.planned, self.params = planned, params
-        self.started: dict[int, KernelAhead | None] = {}
+        self.jobs = side_by_side(params)
+        self.waits = schedule.needs([name for name, _, _ in planned])
+        shared = schedule.beside(self.waits) if self.jobs > 1 else set()
+        self.threads = {i: max(1, schedule.cores() // self.jobs) if i in shared else None for i in range(len(planned))}
+        self.started: dict[int, KernelAhead | None] = {}  # started, not taken yet
+        self.running: dict[int, KernelAhead] = {}  # taken, not released yet
+        self.taken: set[int] = set()
+        self.stopped = False
+        self._lock = threading.Lock()  # over the kernels' dicts
+        self._starting = threading.Lock()  # one thread starts kernels at a time: a step's is there when taken
 
     def start(self, step: int = 0) -> None:
         """Start the kernels of steps `step` to `step` + KERNELS_AHEAD that are not started yet."""
-        for j in range(step, min(step + 1 + KERNELS_AHEAD, len(self.planned))):
-            if j not in self.started:
+        with self._starting:
+            for j in range(step, min(step + 1 + KERNELS_AHEAD, len(self.planned))):
+                if j in self.started or j in self.taken or self.stopped:
+                    continue
                 name, stem, _ = self.planned[j]
-                self.started[j] = start_kernel(name, stem, self.params, polite=j > 0)
+                kernel = start_kernel(name, stem, self.params, polite=j > 0, threads=self.threads[j])
+                with self._lock:
+                    self.started[j] = kernel
 
     def take(self, step: int) -> KernelAhead | None:
-        """Step `step`'s kernel (its caller closes it), the next ones started; None: papermill starts one."""
+        """Step `step`'s kernel, the next ones started; None: papermill starts one. `release` stops it."""
         self.start(step)
-        return self.started.pop(step)
+        with self._lock:
+            if self.stopped:
+                raise PipelineError(f"{self.planned[step][1]}: not started (the run was stopped)")
+            self.taken.add(step)
+            kernel = self.started.pop(step, None)
+            if kernel:
+                self.running[step] = kernel
+            return kernel
+
+    def release(self, step: int) -> None:
+        """Stop step `step`'s kernel (its notebook has ended); again: nothing."""
+        with self._lock:
+            kernel = self.running.pop(step, None)
+        if kernel:
+            kernel.close()
+
+    def stop(self) -> None:
+        """Kill the kernels of the running steps (each one's thread then releases it) and start no more."""
+        with self._lock:
+            self.stopped = True
+            running = list(self.running.values())
+        for kernel in running:
+            kernel.kill()
 
     def close(self) -> None:
-        """Stop every kernel not taken; again: nothing."""
-        for kernel in self.started.values():
-            if kernel:
-                kernel.close()
-        self.started.clear()
+        """Stop every kernel not taken, and start no more; again: nothing."""
+        with self._starting, self._lock:
+            self.stopped = True
+            kernels = [kernel for kernel in self.started.values() if kernel]
+            self.started.clear()
+        for kernel in kernels:
+            kernel.close()
+
+
+@contextmanager
+def _silent_once_stopped(kernels: Kernels):
+    """The laments of papermill, asyncio and traitlets about the kernels `kernels.stop` killed (the steps
+    beside one that failed) are not the user's news: dropped, and nothing else."""
+    import logging
+
+    class Stopped(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not kernels.stopped
+
+    loggers, dropped = [logging.getLogger(name) for name in ("papermill", "asyncio", "traitlets")], Stopped()
+    for logger in loggers:
+        logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(dropped)
 
 
 def run_steps(params: Params, run_id: str, run_dir: Path, echo, done: set[str] = frozenset(),
               kernels: Kernels | None = None) -> None:
     """Execute the pipeline's notebooks into `run_dir`, leaving out those in `done` (a resumed run's
-    finished steps), in `kernels` when the caller started them for the same steps; each finished step is
-    tagged on the pipeline run. If one fails or is stopped, the runs it left open are ended FAILED (KILLED
-    on Ctrl-C or `kill`)."""
+    finished steps), in `kernels` when the caller started them for the same steps; those that need
+    nothing of each other's run side by side (`rbp.schedule`). Each finished step is tagged on the
+    pipeline run. If one fails or is stopped, the others running are stopped, and the runs they left
+    open are ended FAILED (KILLED on Ctrl-C or `kill`)."""
     values = run_values(params, run_id, run_dir)
     planned = todo(params, done, echo)
     kernels = kernels or Kernels(planned, params)
-    try:
-        for i, (name, stem, window) in enumerate(planned):
+    lock = threading.Lock()
+
+    def said(line: str) -> None:  # whole lines from the steps' threads; none from those being stopped
+        with lock:
+            if not kernels.stopped:
+                echo(line)
+
+    def step(i: int) -> None:
+        name, stem, window = planned[i]
+        try:
             kernel = kernels.take(i)
-            try:
-                seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
-                                           notebook_parameters(name, params, **values, **window), run_id, echo, kernel)
-            finally:
-                if kernel:
-                    kernel.close()
-                # a notebook stopped mid-fold (Ctrl-C, `kill`) may write once more before its kernel stops
-                _progress_file(stem).unlink(missing_ok=True)
-            tracking.mark_step_done(run_id, stem, seconds)
+            seconds = execute_notebook(name, run_dir / f"{stem}.ipynb",
+                                       notebook_parameters(name, params, **values, **window), run_id, said, kernel)
+        finally:
+            kernels.release(i)
+            # a notebook stopped mid-fold (Ctrl-C, `kill`) may write once more before its kernel stops
+            _progress_file(stem).unlink(missing_ok=True)
+        tracking.mark_step_done(run_id, stem, seconds)
+
+    try:
+        with _silent_once_stopped(kernels):
+            schedule.run(len(planned), kernels.waits, kernels.jobs, step, kernels.stop)
     except BaseException as exc:
         tracking.close_descendants(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise

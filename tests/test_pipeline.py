@@ -1,6 +1,7 @@
 """The driver end to end: papermill runs the notebooks, MLflow holds the runs and artifacts."""
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import nbformat
 import pytest
 from mlflow.tracking import MlflowClient
 
+import rbp.schedule
 from rbp.cli import main
 from rbp.errors import RbpError
 from rbp.metrics import TEST_METRICS
@@ -124,6 +126,12 @@ def test_smoke_pipeline_through_the_driver(small_data_dir, tmp_path):
     ensemble = runs[runs["tags.mlflow.runName"] == "ensemble_cv"].iloc[0]
     assert ensemble["tags.members"] == "dnabert,lstm,cnn,kmer_lr" and ensemble["tags.registered_model"]
     assert "Verdict." in html and "SYNTHETIC DATA" not in html and "reported (original" not in html
+    # on 2 cores or more the models train side by side, and compare, predict, interpret and variants run so
+    if rbp.schedule.cores() >= 2:
+        assert echoed.index("  03_lstm_cv: running") < next(
+            i for i, line in enumerate(echoed) if line.startswith("  02_dnabert_cv: done in"))
+        assert echoed.index("  06_predict: running") < next(
+            i for i, line in enumerate(echoed) if line.startswith("  04_compare: done in"))
     _check_verdict(result, pipeline, echoed)
     _check_models_and_predict(result, pipeline, runs, echoed)
     _check_interpret(result, runs, echoed)
@@ -470,8 +478,83 @@ def test_a_kernel_that_dies_before_it_answers_is_started_once_more(monkeypatch, 
         calls.append(notebook)
         raise RuntimeError("something else")
 
+    class Ahead:  # a kernel started ahead: the one that died is replaced by a new one
+        def __init__(self):
+            self.km = "first"
+
+        def renew(self):
+            self.km = "second"
+
+    calls.clear()
+    monkeypatch.setattr(rbp.pipeline.papermill, "execute_notebook",
+                        lambda notebook, output, km, **kwargs: flaky(km, output))
+    rbp.pipeline.execute_notebook("01_preprocess", tmp_path / "ahead.ipynb", {}, None, said.append, Ahead())
+    assert calls == ["first", "second"]
+
     calls.clear()
     monkeypatch.setattr(rbp.pipeline.papermill, "execute_notebook", broken)
     with pytest.raises(PipelineError, match="RuntimeError: something else"):
         rbp.pipeline.execute_notebook("01_preprocess", tmp_path / "again.ipynb", {}, None, said.append)
     assert len(calls) == 1
+
+
+def test_steps_side_by_side_share_out_the_cores(monkeypatch):
+    """The steps that may run beside another get the cores shared out, the others every core; a kernel is
+    told its share in the variables torch, numpy's BLAS and numba read as they start."""
+    import os
+
+    import rbp.pipeline
+    from rbp.kernels import THREAD_VARIABLES
+    from rbp.pipeline import Kernels, side_by_side, start_kernel, todo
+
+    monkeypatch.setattr(rbp.schedule, "cores", lambda: 4)
+    params = load_params(SMOKE)
+    assert params.jobs == "auto" and side_by_side(params) == 2
+    kernels = Kernels(todo(params), params)
+    assert [stem for _, stem, _ in kernels.planned] == params.notebooks
+    assert kernels.threads == {0: None, 1: 2, 2: 2, 3: 2, 4: 2, 5: None, 6: 2, 7: 2, 8: 2}
+    one = load_params(SMOKE, ["jobs=1"])
+    assert set(Kernels(todo(one), one).threads.values()) == {None}
+    monkeypatch.setattr(rbp.schedule, "cores", lambda: 1)
+    assert side_by_side(params) == 1 and side_by_side(load_params(SMOKE, ["jobs=3"])) == 3
+
+    given = []
+    monkeypatch.setattr(rbp.pipeline, "KernelAhead", lambda *args: given.append(args[4]))
+    start_kernel("03_cnn_cv", "03_cnn_cv", params, threads=2)
+    start_kernel("03_cnn_cv", "03_cnn_cv", params)
+    assert [given[0][name] for name in THREAD_VARIABLES] == ["2"] * 4
+    assert [given[1].get(name) for name in THREAD_VARIABLES] == [os.environ.get(name) for name in THREAD_VARIABLES]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_store")
+def test_a_step_that_fails_stops_the_one_beside_it(tmp_path, monkeypatch, small_data_dir, caplog):
+    """The CNN's notebook fails while the LSTM trains beside it: the LSTM's kernel is stopped at once, its
+    runs end FAILED with the pipeline run's, both notebooks are logged, and the CNN's error is raised."""
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "params", root / "params")
+    (root / "notebooks").mkdir()
+    for name in ("01_preprocess", "03_lstm_cv"):
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root / "notebooks")
+    nb = nbformat.read(ROOT / "notebooks" / "03_cnn_cv.ipynb", as_version=4)
+    nb.cells.insert(-1, nbformat.v4.new_code_cell(
+        "import time\nfrom rbp import tracking\n"  # fails once the LSTM has a fold run open
+        "while not tracking.client().search_runs([tracking.client().get_run(parent_run_id).info.experiment_id],"
+        " \"tags.fold = '1'\"):\n    time.sleep(0.5)\n"
+        "raise ValueError('boom beside the LSTM')"))
+    nbformat.write(nb, root / "notebooks" / "03_cnn_cv.ipynb")
+    monkeypatch.setenv("RBP_ROOT", str(root))
+    echoed = []
+    with pytest.raises(PipelineError, match=r"notebook 03_cnn_cv failed in cell \[\d+\]: ValueError: boom beside"):
+        run_pipeline("params/smoke.yaml", {"data_dir": str(small_data_dir), "jobs": 2,
+                                           "notebooks": ["01_preprocess", "03_lstm_cv", "03_cnn_cv"],
+                                           "lstm": {"max_epochs": 5000, "patience": 5000}}, echo=echoed.append)
+    runs = mlflow.search_runs(experiment_names=["small"])
+    assert "RUNNING" not in runs.status.tolist()
+    states = dict(zip(runs["tags.mlflow.runName"], runs.status, strict=False))
+    assert states["preprocess"] == "FINISHED" and states["lstm_cv"] == "FAILED" and states["fold-1"] == "FAILED"
+    pipeline = runs[runs["tags.model_family"] == "pipeline"]
+    assert pipeline.status.tolist() == ["FAILED"]
+    assert {"notebooks/03_lstm_cv.ipynb", "notebooks/03_cnn_cv.ipynb"} <= set(_artifacts(pipeline.run_id.iloc[0]))
+    assert "  03_cnn_cv: running" in echoed and not any("03_lstm_cv: done" in line for line in echoed)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]  # not "Kernel died"
