@@ -127,7 +127,7 @@ class RunParams:
     group_overlap: int | None = 40  # sequences sharing this many nt stay on one side of every split; null = off
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    jobs: int | Literal["auto"] = "auto"  # notebooks run side by side (`rbp.schedule`); auto: 2 on 2 CPU cores or more
+    jobs: int | Literal["auto"] = "auto"  # model notebooks side by side (`rbp.schedule`); auto: 2 on 2+ CPU cores
     output_dir: str = "outputs"
     notebooks: list[str] = field(default_factory=lambda: [
         "01_preprocess", "02_dnabert_cv", "03_lstm_cv", "03_cnn_cv", "03_kmer_lr_cv", "03_ensemble_cv", "04_compare",
@@ -238,7 +238,7 @@ def _data_problems(p: Params) -> Iterator[str]:
 
 def _notebook_problems(p: Params) -> Iterator[str]:
     if p.jobs != "auto" and p.jobs < 1:
-        yield f"jobs must be auto or at least 1 (notebooks run side by side), got {p.jobs}"
+        yield f"jobs must be auto or at least 1 (model notebooks trained side by side), got {p.jobs}"
     for name in p.notebooks:
         if name not in NOTEBOOKS:
             yield f"notebooks holds {name!r}; known notebooks: {', '.join(NOTEBOOKS)}"

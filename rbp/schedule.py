@@ -1,11 +1,11 @@
 """Which of a pipeline's notebooks may run side by side, and running them so.
 
 A model notebook needs the folds (`01_preprocess`), not another model's results: the models of a run
-train side by side. The ensemble averages every model listed before it, so it waits for them all. The
-notebooks that read the models' results (compare, the length sweep, predict, interpret, variants) wait
-for every model and write nothing another one reads, so they too run side by side. A notebook never
-starts before one listed ahead of it that it needs; among those ready to start, the one listed first
-starts first.
+train side by side. Every other notebook waits for every notebook listed before it: the ensemble
+averages the models, and compare, predict, interpret and the rest read them. (Those readers would need
+nothing of each other either, but side by side on a core each they took as long as one after another on
+both, and TF-MoDISco's motifs depend on the threads it has.) A notebook never starts before one listed
+ahead of it that it needs; among those ready to start, the one listed first starts first.
 
 `run` executes steps in threads, each of which waits on its own notebook's kernel (a process): the
 threads only wait, the kernels do the work.
@@ -20,24 +20,14 @@ from collections.abc import Callable, Sequence
 
 from rbp.families import FAMILIES
 
-ENSEMBLE = FAMILIES["ensemble"].notebook
 MODELS = frozenset(info.notebook for name, info in FAMILIES.items() if name != "ensemble")
-READERS = frozenset({"04_compare", "05_length_sweep", "06_predict", "07_interpret", "09_variants"})
 
 
 def needs(notebooks: Sequence[str]) -> list[frozenset[int]]:
     """For each step (a notebook's name, in the order listed), the earlier steps it waits for: a model
-    notebook, every earlier one that is not a model notebook; a notebook that reads results, every
-    earlier one that does not; any other (the folds, the ensemble), every earlier one."""
-    waits = []
-    for i, name in enumerate(notebooks):
-        if name in MODELS:
-            waits.append(frozenset(j for j in range(i) if notebooks[j] not in MODELS))
-        elif name in READERS:
-            waits.append(frozenset(j for j in range(i) if notebooks[j] not in READERS))
-        else:
-            waits.append(frozenset(range(i)))
-    return waits
+    notebook, every earlier one that is not a model notebook; any other, every earlier one."""
+    return [frozenset(j for j in range(i) if name not in MODELS or notebooks[j] not in MODELS)
+            for i, name in enumerate(notebooks)]
 
 
 def beside(waits: Sequence[frozenset[int]]) -> set[int]:
