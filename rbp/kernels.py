@@ -1,10 +1,11 @@
 """Notebook kernels started ahead of their turn.
 
-The pipeline runs its notebooks one after another, each in a new kernel, and each kernel used to spend
-its first 4 to 6 s importing torch, MLflow, seaborn and the rest and opening the tracking store. The
-driver now starts a notebook's kernel while the notebooks before it run (`KernelAhead`): that kernel
-imports the modules its notebook imports and opens the store in a thread of the lowest CPU priority, so
-the running notebook keeps the cores, and the notebook's first cell waits for the thread to finish.
+The pipeline runs each notebook in a new kernel (the models two at a time, the others one after another),
+and each kernel used to spend its first 4 to 6 s importing torch, MLflow, seaborn and the rest and
+opening the tracking store. The driver now starts a notebook's kernel while the notebooks before it run
+(`KernelAhead`): that kernel imports the modules its notebook imports and opens the store in a thread of
+the lowest CPU priority, so the running notebooks keep the cores, and the notebook's first cell waits for
+the thread to finish.
 Nothing is defined in the notebook's namespace: its cells import as they always did and find the
 modules loaded. The kernels stay in the driver's session (`in_this_session`), where that priority holds.
 """

@@ -535,8 +535,8 @@ def test_a_step_that_fails_stops_the_one_beside_it(tmp_path, monkeypatch, small_
     for name in ("01_preprocess", "03_lstm_cv"):
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", root / "notebooks")
     nb = nbformat.read(ROOT / "notebooks" / "03_cnn_cv.ipynb", as_version=4)
-    nb.cells.insert(-1, nbformat.v4.new_code_cell(
-        "import time\nfrom rbp import tracking\n"  # fails once the LSTM has a fold run open
+    nb.cells.insert(3, nbformat.v4.new_code_cell(  # before its own CV: fails once the LSTM has a fold run open
+        "import time\nfrom rbp import tracking\n"
         "while not tracking.client().search_runs([tracking.client().get_run(parent_run_id).info.experiment_id],"
         " \"tags.fold = '1'\"):\n    time.sleep(0.5)\n"
         "raise ValueError('boom beside the LSTM')"))

@@ -140,3 +140,47 @@ def test_mlflow_telemetry_is_off_unless_a_user_turns_it_on():
     kept = subprocess.run([sys.executable, "-c", script], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
                           capture_output=True, text=True, check=True)
     assert kept.stdout.split() == ["false", "False"]
+
+
+def test_a_data_set_logged_by_two_runs_at_once_is_logged_by_both(mlflow_store, small_data_dir, tmp_path, monkeypatch):
+    """Models trained side by side log the same data set as their CV runs open: the store looks for it, then
+    inserts it, so the run that loses the race fails on the store's unique key; it is logged the second time.
+    Any other failure is raised."""
+    from mlflow.exceptions import MlflowException
+
+    from rbp.data import Folds, prepare_folds
+    from rbp.params import load_params
+    from rbp.tracking.stages import log_dataset
+
+    params = load_params(ROOT / "params" / "smoke.yaml", {"data_dir": str(small_data_dir)})
+    prepare_folds(params, tmp_path / "run")
+    folds = Folds(tmp_path / "run" / "folds")
+    client = MlflowClient()
+    experiment_id = tracking.use_experiment("small")
+    first, second = (client.create_run(experiment_id).info.run_id for _ in range(2))
+    real, calls = MlflowClient.log_inputs, []
+
+    def racing(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 2:  # the other run inserted it between the second run's look and its insert
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest")
+        return real(self, run_id, datasets=datasets, models=models)
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", racing)
+    log_dataset(folds, "small", first)
+    log_dataset(folds, "small", second)
+    assert calls == [first, second, second]
+    for run_id in (first, second):
+        (logged,) = client.get_run(run_id).inputs.dataset_inputs
+        assert logged.dataset.name == "small" and logged.dataset.digest == folds.manifest["data_sha256"][:12]
+
+    def broken(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        raise MlflowException("the store is gone")
+
+    calls.clear()
+    monkeypatch.setattr(MlflowClient, "log_inputs", broken)
+    with pytest.raises(MlflowException, match="the store is gone"):
+        log_dataset(folds, "small", first)
+    assert calls == [first, first]

@@ -15,6 +15,7 @@ import mlflow
 import mlflow.data
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking.fluent import _create_dataset_input
 
 from rbp import compare, reporting
@@ -46,7 +47,20 @@ def log_dataset(folds, name: str, run_id: str | None = None) -> None:
         datasets = [_create_dataset_input(mlflow.data.from_pandas(frame, source=source, targets="label", name=label,
                                                                   digest=digest[:12]), context, None)
                     for frame, source, label, digest, context in parts]
-        client().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=datasets)
+        _log_inputs(run_id or mlflow.active_run().info.run_id, datasets)
+
+
+def _log_inputs(run_id: str, datasets: list) -> None:
+    """Runs logging the same data set at the same moment (the models of a pipeline run side by side, a
+    workflow's fold jobs) race to add it to the store, which looks for it and then inserts it: the one
+    that loses fails on the store's unique key, and finds it there the second time."""
+    for attempt in (1, 2):
+        try:
+            client().log_inputs(run_id, datasets=datasets)
+            return
+        except MlflowException:
+            if attempt == 2:
+                raise
 
 
 def log_frame(frame, artifact_file: str) -> None:
