@@ -165,10 +165,11 @@ def _progress(output: Path, echo, environ: bool = True):
         with progress.Follower(path, echo, output.stem):
             yield
     finally:
-        if environ and previous is None:
-            os.environ.pop(progress.ENV, None)
-        elif environ:
-            os.environ[progress.ENV] = previous
+        if environ:
+            if previous is None:
+                os.environ.pop(progress.ENV, None)
+            else:
+                os.environ[progress.ENV] = previous
         path.unlink(missing_ok=True)
 
 
@@ -351,8 +352,8 @@ class Kernels:
         self.planned, self.params = planned, params
         self.jobs = side_by_side(params)
         self.waits = schedule.needs([name for name, _, _ in planned])
-        shared = schedule.beside(self.waits) if self.jobs > 1 else set()
-        self.threads = {i: max(1, schedule.cores() // self.jobs) if i in shared else None for i in range(len(planned))}
+        shared, share = schedule.beside(self.waits) if self.jobs > 1 else set(), max(1, schedule.cores() // self.jobs)
+        self.threads = {i: share if i in shared else None for i in range(len(planned))}
         self.started: dict[int, KernelAhead | None] = {}  # started, not taken yet
         self.running: dict[int, KernelAhead] = {}  # taken, not released yet
         self.taken: set[int] = set()
